@@ -1,0 +1,89 @@
+"""eqopt: gradient processing and optimisation for JAX, as Equinox Modules.
+
+Every public `init`, `update` and schedule call is checked at trace time with jaxtyping
+and beartype (installed here, once, as an import hook over the whole package).
+"""
+
+import importlib.metadata
+
+from jaxtyping import install_import_hook
+
+
+with install_import_hook("eqopt", "beartype.beartype"):
+    from . import schedules as schedules
+    from ._alias import (
+        AbstractOptimiser as AbstractOptimiser,
+        Adam as Adam,
+        adam as adam,
+        AdamW as AdamW,
+        adamw as adamw,
+        RMSProp as RMSProp,
+        rmsprop as rmsprop,
+        SGD as SGD,
+        sgd as sgd,
+    )
+    from ._base import (
+        EmptyState as EmptyState,
+        GradientTransformation as GradientTransformation,
+        Identity as Identity,
+        identity as identity,
+        set_to_zero as set_to_zero,
+        SetToZero as SetToZero,
+    )
+    from ._combine import (
+        Chain as Chain,
+        chain as chain,
+        named_chain as named_chain,
+        NamedChain as NamedChain,
+    )
+    from ._transforms.adaptive import (
+        scale_by_adam as scale_by_adam,
+        scale_by_rms as scale_by_rms,
+        scale_by_stddev as scale_by_stddev,
+        ScaleByAdam as ScaleByAdam,
+        ScaleByAdamState as ScaleByAdamState,
+        ScaleByRMS as ScaleByRMS,
+        ScaleByRmsState as ScaleByRmsState,
+        ScaleByRmsWithCountState as ScaleByRmsWithCountState,
+        ScaleByRStdDevState as ScaleByRStdDevState,
+        ScaleByRStdDevWithCountState as ScaleByRStdDevWithCountState,
+        ScaleByStddev as ScaleByStddev,
+    )
+    from ._transforms.clipping import (
+        Clip as Clip,
+        clip as clip,
+        clip_by_global_norm as clip_by_global_norm,
+        ClipByGlobalNorm as ClipByGlobalNorm,
+    )
+    from ._transforms.decay import (
+        add_decayed_weights as add_decayed_weights,
+        AddDecayedWeights as AddDecayedWeights,
+    )
+    from ._transforms.momentum import (
+        Trace as Trace,
+        trace as trace,
+        TraceState as TraceState,
+    )
+    from ._transforms.scaling import (
+        Scale as Scale,
+        scale as scale,
+        scale_by_learning_rate as scale_by_learning_rate,
+        scale_by_schedule as scale_by_schedule,
+        ScaleByLearningRate as ScaleByLearningRate,
+        ScaleBySchedule as ScaleBySchedule,
+        ScaleByScheduleState as ScaleByScheduleState,
+    )
+    from ._update import apply_updates as apply_updates
+    from .schedules import (
+        constant_schedule as constant_schedule,
+        cosine_decay_schedule as cosine_decay_schedule,
+        exponential_decay as exponential_decay,
+        join_schedules as join_schedules,
+        linear_schedule as linear_schedule,
+        piecewise_constant_schedule as piecewise_constant_schedule,
+        polynomial_schedule as polynomial_schedule,
+        warmup_cosine_decay_schedule as warmup_cosine_decay_schedule,
+    )
+
+
+__version__ = importlib.metadata.version("eqopt")

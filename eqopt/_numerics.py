@@ -1,0 +1,59 @@
+"""Numerics whose derivatives stay finite where the textbook formula's do not.
+
+Optax's defaults (`eps_root=0.0`, a global norm of exactly-zero gradients, a schedule
+that reaches zero) put `sqrt`, `x ** p` or a division at a point where its derivative is
+infinite. In a hypergradient that infinity meets a zero tangent and gives `0 * inf = NaN`.
+The functions here return the textbook value in the forward pass and, at those points,
+use the one-sided limit that makes the chain rule come out right: the zero tangent wins.
+"""
+
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, ArrayLike, Inexact, Int
+
+
+@jax.custom_jvp
+def safe_sqrt(x: Inexact[ArrayLike, "*shape"]) -> Inexact[Array, "*shape"]:
+    r"""$\sqrt{x}$, with derivative $\frac{1}{2\sqrt{x}}$ for $x > 0$ and $0$ at $x = 0$."""
+    return jnp.sqrt(x)
+
+
+@safe_sqrt.defjvp
+def _safe_sqrt_jvp(primals, tangents):
+    (x,), (t,) = primals, tangents
+    y = jnp.sqrt(x)
+    positive = x > 0
+    return y, jnp.where(positive, t / (2 * jnp.where(positive, y, 1)), 0)
+
+
+@jax.custom_jvp
+def safe_pow(x: Inexact[ArrayLike, "*shape"], p: Inexact[ArrayLike, ""]) -> Array:
+    r"""$x^p$ for $x \ge 0$, whose derivative in $p$ ($x^p \log x$) is $0$ at $x = 0$."""
+    return x**p
+
+
+@safe_pow.defjvp
+def _safe_pow_jvp(primals, tangents):
+    (x, p), (tx, tp) = primals, tangents
+    y = x**p
+    positive = x > 0
+    safe_x = jnp.where(positive, x, 1)
+    dx = jnp.where(positive, p * safe_x ** (p - 1), jnp.where(p == 1, 1, 0))
+    dp = jnp.where(positive, y * jnp.log(safe_x), 0)
+    return y, dx * tx + dp * tp
+
+
+def abs_sq(x: Inexact[Array, "*shape"]) -> Inexact[Array, "*shape"]:
+    """$|x|^2$, real for complex `x`."""
+    return (x * x.conj()).real if jnp.iscomplexobj(x) else x * x
+
+
+def safe_increment(count: Int[Array, ""]) -> Int[Array, ""]:
+    """`count + 1`, saturating at the largest value of the dtype instead of wrapping."""
+    max_value = jnp.iinfo(count.dtype).max
+    return jnp.where(count < max_value, count + 1, max_value)
+
+
+def bias_correction(decay: Array, count: Int[Array, ""]) -> Array:
+    r"""$1 - \beta^t$, the factor that debiases an exponential moving average."""
+    return 1 - decay**count  # an integer power, as in Optax

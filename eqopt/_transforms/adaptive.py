@@ -1,0 +1,303 @@
+"""Adaptive scalings: Adam, RMS and standard-deviation preconditioning."""
+
+from typing import Any
+
+import equinox as eqx
+import jax.numpy as jnp
+from jaxtyping import Array, DTypeLike, Float
+
+from .._base import GradientTransformation
+from .._checks import check_hyperparameters, NONNEGATIVE, UNIT, UNIT_CLOSED
+from .._custom_types import Count, Moments, Params, Updates
+from .._hyperparams import as_scalar
+from .._numerics import abs_sq, bias_correction, safe_increment, safe_sqrt
+from .._tree import full_like_params, like, map_leaves, upcast, zeros_like_params
+
+
+def _zero_count() -> Count:
+    return jnp.zeros([], jnp.int32)
+
+
+def ema(decay: Array, moment: Array, value: Array) -> Array:
+    r"""$m \leftarrow (1 - \beta)\, x + \beta\, m$, in the dtype of `value`."""
+    decay = like(decay, value)
+    return (1 - decay) * value + decay * upcast(moment).astype(value.dtype)
+
+
+class ScaleByAdamState(eqx.Module):
+    """State of `ScaleByAdam`: the step count and the two moment estimates."""
+
+    count: Count
+    mu: Moments
+    nu: Moments
+
+
+class ScaleByAdam(GradientTransformation):
+    r"""Rescale updates by Adam's moment estimates.
+
+    $$
+    \begin{aligned}
+    m_t &= \beta_1 m_{t-1} + (1 - \beta_1)\, g_t, &
+    v_t &= \beta_2 v_{t-1} + (1 - \beta_2)\, |g_t|^2, \\
+    \hat m_t &= m_t / (1 - \beta_1^t), &
+    \hat v_t &= v_t / (1 - \beta_2^t), \\
+    u_t &= \hat m_t / \left(\sqrt{\hat v_t + \bar\varepsilon} + \varepsilon\right).
+    \end{aligned}
+    $$
+
+    With `nesterov=True` (NAdam), $\hat m_t = \beta_1 m_t / (1 - \beta_1^{t+1}) +
+    (1 - \beta_1)\, g_t / (1 - \beta_1^t)$.
+
+    The square root has a finite derivative at zero, so hypergradients through Adam are
+    finite even with `eps_root=0` and exactly-zero gradients.
+
+    Optax: `optax.scale_by_adam`.
+
+    **Arguments:**
+
+    - `b1`: $\beta_1$, decay of the first moment, in $[0, 1)$.
+    - `b2`: $\beta_2$, decay of the second moment, in $[0, 1)$.
+    - `eps`: $\varepsilon$, added outside the square root.
+    - `eps_root`: $\bar\varepsilon$, added inside the square root.
+    - `mu_dtype`: dtype of the first moment; `None` uses each parameter's dtype.
+    - `nesterov`: use Nesterov momentum (NAdam).
+
+    ??? cite "References"
+
+        Kingma and Ba, *Adam: A Method for Stochastic Optimization*, ICLR 2015.
+        Dozat, *Incorporating Nesterov Momentum into Adam*, ICLR workshop 2016.
+    """
+
+    b1: Float[Array, ""] = eqx.field(converter=as_scalar, default=0.9)
+    b2: Float[Array, ""] = eqx.field(converter=as_scalar, default=0.999)
+    eps: Float[Array, ""] = eqx.field(converter=as_scalar, default=1e-8)
+    eps_root: Float[Array, ""] = eqx.field(converter=as_scalar, default=0.0)
+    mu_dtype: DTypeLike | None = eqx.field(static=True, default=None)
+    nesterov: bool = eqx.field(static=True, default=False, kw_only=True)
+
+    def __check_init__(self):
+        check_hyperparameters(
+            "scale_by_adam",
+            self,
+            b1=UNIT,
+            b2=UNIT,
+            eps=NONNEGATIVE,
+            eps_root=NONNEGATIVE,
+        )
+
+    def init(self, params: Params) -> ScaleByAdamState:
+        return ScaleByAdamState(
+            count=_zero_count(),
+            mu=zeros_like_params(params, self.mu_dtype),
+            nu=zeros_like_params(params),
+        )
+
+    def update(
+        self,
+        updates: Updates,
+        state: ScaleByAdamState,
+        params: Params | None = None,
+        **extra_args: Any,
+    ) -> tuple[Updates, ScaleByAdamState]:
+        count = safe_increment(state.count)
+
+        def rule(g, mu, nu):
+            x = upcast(g)
+            b1 = like(self.b1, x)
+            mu_new = ema(b1, mu, x)
+            nu_new = ema(self.b2, nu, abs_sq(x))
+            if self.nesterov:
+                mu_hat = b1 * mu_new / bias_correction(b1, safe_increment(count)) + (
+                    1 - b1
+                ) * x / bias_correction(b1, count)
+            else:
+                mu_hat = mu_new / bias_correction(b1, count)
+            nu_hat = nu_new / bias_correction(like(self.b2, nu_new), count)
+            root = safe_sqrt(nu_hat + like(self.eps_root, nu_hat))
+            u = mu_hat / (root + like(self.eps, root))
+            return u.astype(g.dtype), mu_new.astype(mu.dtype), nu_new.astype(nu.dtype)
+
+        updates, mu, nu = map_leaves(
+            rule, updates, state.mu, state.nu, names=("updates", "state.mu", "state.nu")
+        )
+        return updates, ScaleByAdamState(count=count, mu=mu, nu=nu)
+
+
+class ScaleByRmsState(eqx.Module):
+    """State of `ScaleByRMS` (without bias correction): the second moment."""
+
+    nu: Moments
+
+
+class ScaleByRmsWithCountState(eqx.Module):
+    """State of `ScaleByRMS` with bias correction: the step count and second moment."""
+
+    count: Count
+    nu: Moments
+
+
+def _rescale(x: Array, variance: Array, eps: Array, eps_in_sqrt: bool) -> Array:
+    r"""$x / \sqrt{\sigma^2 + \varepsilon}$, or $x / (\sqrt{\sigma^2} + \varepsilon)$."""
+    eps = like(eps, variance)
+    if eps_in_sqrt:
+        return x * (1 / safe_sqrt(variance + eps))
+    return x * (1 / (safe_sqrt(variance) + eps))
+
+
+class ScaleByRMS(GradientTransformation):
+    r"""Rescale updates by the root mean square of past gradients (RMSProp).
+
+    $$
+    v_t = \beta v_{t-1} + (1 - \beta)\, |g_t|^2, \qquad
+    u_t = g_t / \sqrt{\hat v_t + \varepsilon}
+    $$
+
+    where $\hat v_t = v_t / (1 - \beta^t)$ with `bias_correction`, else $v_t$; with
+    `eps_in_sqrt=False` the denominator is $\sqrt{\hat v_t} + \varepsilon$.
+
+    Optax: `optax.scale_by_rms`.
+
+    **Arguments:**
+
+    - `decay`: $\beta$, decay of the second moment, in $[0, 1]$.
+    - `eps`: $\varepsilon$.
+    - `initial_scale`: the initial value of $v$.
+    - `eps_in_sqrt`: whether $\varepsilon$ goes inside the square root.
+    - `bias_correction`: whether to debias $v$ (and keep a step count).
+
+    ??? cite "References"
+
+        Hinton, *Overview of mini-batch gradient descent*, Lecture 6.5, 2012.
+    """
+
+    decay: Float[Array, ""] = eqx.field(converter=as_scalar, default=0.9)
+    eps: Float[Array, ""] = eqx.field(converter=as_scalar, default=1e-8)
+    initial_scale: Float[Array, ""] = eqx.field(converter=as_scalar, default=0.0)
+    eps_in_sqrt: bool = eqx.field(static=True, default=True)
+    bias_correction: bool = eqx.field(static=True, default=False)
+
+    def __check_init__(self):
+        check_hyperparameters("scale_by_rms", self, decay=UNIT_CLOSED, eps=NONNEGATIVE)
+
+    def init(self, params: Params) -> ScaleByRmsState | ScaleByRmsWithCountState:
+        nu = full_like_params(params, self.initial_scale)
+        if self.bias_correction:
+            return ScaleByRmsWithCountState(count=_zero_count(), nu=nu)
+        return ScaleByRmsState(nu=nu)
+
+    def update(
+        self,
+        updates: Updates,
+        state: ScaleByRmsState | ScaleByRmsWithCountState,
+        params: Params | None = None,
+        **extra_args: Any,
+    ) -> tuple[Updates, ScaleByRmsState | ScaleByRmsWithCountState]:
+        count = safe_increment(getattr(state, "count", _zero_count()))
+
+        def rule(g, nu):
+            x = upcast(g)
+            nu_new = ema(self.decay, nu, abs_sq(x))
+            nu_hat = nu_new
+            if self.bias_correction:
+                nu_hat = nu_new / bias_correction(like(self.decay, nu_new), count)
+            u = _rescale(x, nu_hat, self.eps, self.eps_in_sqrt)
+            return u.astype(g.dtype), nu_new.astype(nu.dtype)
+
+        updates, nu = map_leaves(rule, updates, state.nu, names=("updates", "state.nu"))
+        if self.bias_correction:
+            return updates, ScaleByRmsWithCountState(count=count, nu=nu)
+        return updates, ScaleByRmsState(nu=nu)
+
+
+class ScaleByRStdDevState(eqx.Module):
+    """State of `ScaleByStddev` (without bias correction): the two moments."""
+
+    mu: Moments
+    nu: Moments
+
+
+class ScaleByRStdDevWithCountState(eqx.Module):
+    """State of `ScaleByStddev` with bias correction: the count and the two moments."""
+
+    count: Count
+    mu: Moments
+    nu: Moments
+
+
+class ScaleByStddev(GradientTransformation):
+    r"""Rescale updates by the standard deviation of past gradients (centred RMSProp).
+
+    $$
+    m_t = \beta m_{t-1} + (1 - \beta)\, g_t, \quad
+    v_t = \beta v_{t-1} + (1 - \beta)\, |g_t|^2, \quad
+    u_t = g_t / \sqrt{\hat v_t - |\hat m_t|^2 + \varepsilon}
+    $$
+
+    with the same `bias_correction` and `eps_in_sqrt` options as `ScaleByRMS`.
+
+    Optax: `optax.scale_by_stddev`.
+
+    **Arguments:**
+
+    - `decay`: $\beta$, in $[0, 1]$.
+    - `eps`: $\varepsilon$.
+    - `initial_scale`: the initial value of $v$.
+    - `eps_in_sqrt`: whether $\varepsilon$ goes inside the square root.
+    - `bias_correction`: whether to debias $m$ and $v$.
+
+    ??? cite "References"
+
+        Graves, *Generating Sequences With Recurrent Neural Networks*, 2013.
+    """
+
+    decay: Float[Array, ""] = eqx.field(converter=as_scalar, default=0.9)
+    eps: Float[Array, ""] = eqx.field(converter=as_scalar, default=1e-8)
+    initial_scale: Float[Array, ""] = eqx.field(converter=as_scalar, default=0.0)
+    eps_in_sqrt: bool = eqx.field(static=True, default=True)
+    bias_correction: bool = eqx.field(static=True, default=False)
+
+    def __check_init__(self):
+        check_hyperparameters(
+            "scale_by_stddev", self, decay=UNIT_CLOSED, eps=NONNEGATIVE
+        )
+
+    def init(
+        self, params: Params
+    ) -> ScaleByRStdDevState | ScaleByRStdDevWithCountState:
+        mu = zeros_like_params(params)
+        nu = full_like_params(params, self.initial_scale)
+        if self.bias_correction:
+            return ScaleByRStdDevWithCountState(count=_zero_count(), mu=mu, nu=nu)
+        return ScaleByRStdDevState(mu=mu, nu=nu)
+
+    def update(
+        self,
+        updates: Updates,
+        state: ScaleByRStdDevState | ScaleByRStdDevWithCountState,
+        params: Params | None = None,
+        **extra_args: Any,
+    ) -> tuple[Updates, ScaleByRStdDevState | ScaleByRStdDevWithCountState]:
+        count = safe_increment(getattr(state, "count", _zero_count()))
+
+        def rule(g, mu, nu):
+            x = upcast(g)
+            mu_new = ema(self.decay, mu, x)
+            nu_new = ema(self.decay, nu, abs_sq(x))
+            mu_hat, nu_hat = mu_new, nu_new
+            if self.bias_correction:
+                correction = bias_correction(like(self.decay, nu_new), count)
+                mu_hat = mu_new / correction.astype(mu_new.dtype)
+                nu_hat = nu_new / correction
+            u = _rescale(x, nu_hat - abs_sq(mu_hat), self.eps, self.eps_in_sqrt)
+            return u.astype(g.dtype), mu_new.astype(mu.dtype), nu_new.astype(nu.dtype)
+
+        names = ("updates", "state.mu", "state.nu")
+        updates, mu, nu = map_leaves(rule, updates, state.mu, state.nu, names=names)
+        if self.bias_correction:
+            return updates, ScaleByRStdDevWithCountState(count=count, mu=mu, nu=nu)
+        return updates, ScaleByRStdDevState(mu=mu, nu=nu)
+
+
+scale_by_adam = ScaleByAdam
+scale_by_rms = ScaleByRMS
+scale_by_stddev = ScaleByStddev

@@ -1,0 +1,154 @@
+"""Tree helpers that skip `None` and non-array leaves, shared by every transformation.
+
+Gradients from `eqx.filter_grad` hold `None` wherever a model has a non-array leaf (an
+activation function, an int, `None`). Every helper here treats such a leaf as "no
+gradient": it passes through untouched and its state (also `None`) is left alone.
+"""
+
+from collections.abc import Callable
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.tree_util as jtu
+from jaxtyping import Array, DTypeLike, Inexact
+
+from ._numerics import abs_sq
+
+
+def is_none(x: Any) -> bool:
+    return x is None
+
+
+def compute_dtype(x: Array) -> jnp.dtype:
+    """The dtype arithmetic on `x` is done in: its own, but at least float32.
+
+    bfloat16 and float16 leaves are computed in float32, so that hyperparameters such as
+    `b2=0.999` are never rounded to low precision (in bfloat16 that is `1.0`).
+    """
+    return jnp.promote_types(x.dtype, jnp.float32)
+
+
+def upcast(x: Array) -> Array:
+    """`x` in its compute dtype."""
+    return x.astype(compute_dtype(x))
+
+
+def like(value: Any, x: Array) -> Array:
+    """A hyperparameter (or any scalar) cast to the dtype of `x`."""
+    return jnp.asarray(value).astype(x.dtype)
+
+
+def _paths(tree: Any) -> list[str]:
+    leaves, _ = jtu.tree_flatten_with_path(tree, is_leaf=is_none)
+    return [jtu.keystr(path) for path, _ in leaves]
+
+
+def structure_mismatch(names: tuple[str, ...], trees: tuple[Any, ...]) -> ValueError:
+    """A `ValueError` naming the first path at which two trees differ."""
+    first_name, first = names[0], trees[0]
+    first_paths = _paths(first)
+    for name, tree in zip(names[1:], trees[1:]):
+        paths = _paths(tree)
+        for i in range(max(len(first_paths), len(paths))):
+            a = first_paths[i] if i < len(first_paths) else "<nothing>"
+            b = paths[i] if i < len(paths) else "<nothing>"
+            if a != b:
+                return ValueError(
+                    f"`{first_name}` and `{name}` have different tree structures: the "
+                    f"first difference is at leaf {i}, path `{a or '<root>'}` in "
+                    f"`{first_name}` but `{b or '<root>'}` in `{name}`. They must "
+                    "have the same structure (`None` standing in for a leaf is fine)."
+                )
+        if jtu.tree_structure(first, is_leaf=is_none) != jtu.tree_structure(
+            tree, is_leaf=is_none
+        ):
+            return ValueError(
+                f"`{first_name}` and `{name}` have different tree structures with "
+                f"the same leaf paths: {jtu.tree_structure(first, is_leaf=is_none)} "
+                f"versus {jtu.tree_structure(tree, is_leaf=is_none)}."
+            )
+    return ValueError(f"Trees {names} have different structures.")
+
+
+def map_leaves(
+    fn: Callable[..., tuple[Any, ...]],
+    updates: Any,
+    *others: Any,
+    names: tuple[str, ...] = (),
+) -> tuple[Any, ...]:
+    """Apply `fn(g, *o) -> (g', *o')` to every leaf `g` of `updates` that is an array.
+
+    Where `g` is `None` or not an inexact array, `(g, *o)` is returned unchanged: no
+    gradient, no update, no change of state. The trees in `others` must have the
+    structure of `updates`, except that they may hold anything at its `None` leaves.
+
+    **Arguments:**
+
+    - `fn`: the per-leaf rule, written like the equation it implements.
+    - `updates`: the gradients or updates.
+    - `others`: trees of state or parameters to walk alongside.
+    - `names`: names of `updates` and `others` for error messages.
+
+    **Returns:**
+
+    One tree per output of `fn`, each with the structure of `updates`.
+    """
+    treedef = jtu.tree_structure(updates, is_leaf=is_none)
+    try:
+        columns = [treedef.flatten_up_to(tree) for tree in others]
+    except (ValueError, TypeError) as e:
+        names = names or ("updates",) + tuple(f"tree {i}" for i in range(len(others)))
+        for name, tree in zip(names[1:], others):
+            try:
+                treedef.flatten_up_to(tree)
+            except (ValueError, TypeError):
+                raise structure_mismatch((names[0], name), (updates, tree)) from e
+        raise
+    outs = [
+        fn(g, *rest) if eqx.is_inexact_array(g) else (g, *rest)
+        for g, *rest in zip(treedef.flatten_up_to(updates), *columns)
+    ]
+    n = 1 + len(others) if not outs else len(outs[0])
+    return tuple(treedef.unflatten([out[i] for out in outs]) for i in range(n))
+
+
+def zeros_like_params(params: Any, dtype: DTypeLike | None = None) -> Any:
+    """Zeros shaped like each inexact-array leaf of `params`; `None` elsewhere."""
+    return full_like_params(params, 0, dtype)
+
+
+def full_like_params(params: Any, value: Any, dtype: DTypeLike | None = None) -> Any:
+    """`value` shaped like each inexact-array leaf of `params`; `None` elsewhere.
+
+    The dtype is `dtype` if given, else the parameter's own.
+    """
+
+    def fill(p):
+        if not eqx.is_inexact_array(p):
+            return None
+        return jnp.full_like(p, jnp.asarray(value).astype(dtype or p.dtype), dtype)
+
+    return jax.tree.map(fill, params, is_leaf=is_none)
+
+
+def cast_like(tree: Any, reference: Any) -> Any:
+    """Cast each array leaf of `tree` to the dtype of the matching leaf of `reference`."""
+    return jax.tree.map(
+        lambda x, r: None if x is None else x.astype(r.dtype),
+        tree,
+        reference,
+        is_leaf=is_none,
+    )
+
+
+def global_norm_squared(updates: Any) -> Inexact[Array, ""]:
+    r"""$\sum_i |g_i|^2$ over all array leaves, in float32 or wider."""
+    leaves = [upcast(g) for g in jax.tree.leaves(updates) if eqx.is_inexact_array(g)]
+    total = jnp.zeros((), jnp.float32)
+    for g in leaves:
+        s = jnp.sum(abs_sq(g))
+        dtype = jnp.promote_types(total.dtype, s.dtype)
+        total = total.astype(dtype) + s.astype(dtype)
+    return total

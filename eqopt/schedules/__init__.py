@@ -1,0 +1,24 @@
+"""Schedules: callable Modules mapping a step count to a value (Optax: `optax.schedules`)."""
+
+from ._base import (
+    AbstractSchedule as AbstractSchedule,
+    FunctionSchedule as FunctionSchedule,
+)
+from ._schedules import (
+    constant_schedule as constant_schedule,
+    ConstantSchedule as ConstantSchedule,
+    cosine_decay_schedule as cosine_decay_schedule,
+    CosineDecaySchedule as CosineDecaySchedule,
+    exponential_decay as exponential_decay,
+    ExponentialDecay as ExponentialDecay,
+    join_schedules as join_schedules,
+    JoinSchedules as JoinSchedules,
+    linear_schedule as linear_schedule,
+    LinearSchedule as LinearSchedule,
+    piecewise_constant_schedule as piecewise_constant_schedule,
+    PiecewiseConstantSchedule as PiecewiseConstantSchedule,
+    polynomial_schedule as polynomial_schedule,
+    PolynomialSchedule as PolynomialSchedule,
+    warmup_cosine_decay_schedule as warmup_cosine_decay_schedule,
+    WarmupCosineDecaySchedule as WarmupCosineDecaySchedule,
+)
