@@ -10,7 +10,17 @@ from jaxtyping import install_import_hook
 
 
 with install_import_hook("eqopt", "beartype.beartype"):
-    from . import schedules as schedules
+    from . import (
+        assignment as assignment,
+        losses as losses,
+        monte_carlo as monte_carlo,
+        perturbations as perturbations,
+        projections as projections,
+        schedules as schedules,
+        second_order as second_order,
+        tree_utils as tree_utils,
+        utils as utils,
+    )
     from ._alias import (
         AbstractOptimiser as AbstractOptimiser,
         Adam as Adam,

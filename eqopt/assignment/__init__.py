@@ -1,0 +1,1 @@
+"""eqopt.assignment (Optax: `optax.assignment`)."""

@@ -1,0 +1,1 @@
+"""eqopt.losses (Optax: `optax.losses`)."""

@@ -1,0 +1,1 @@
+"""eqopt.monte_carlo (Optax: `optax.monte_carlo`)."""

@@ -1,0 +1,1 @@
+"""eqopt.perturbations (Optax: `optax.perturbations`)."""

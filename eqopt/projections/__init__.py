@@ -1,0 +1,1 @@
+"""eqopt.projections (Optax: `optax.projections`)."""

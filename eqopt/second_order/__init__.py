@@ -1,0 +1,1 @@
+"""eqopt.second_order (Optax: `optax.second_order`)."""

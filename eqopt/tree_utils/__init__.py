@@ -1,0 +1,1 @@
+"""eqopt.tree_utils (Optax: `optax.tree_utils`)."""

@@ -1,0 +1,1 @@
+"""eqopt.utils (Optax: `optax.utils`)."""
