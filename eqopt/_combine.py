@@ -3,9 +3,11 @@
 from typing import Any
 
 import equinox as eqx
+import jax
 
 from ._base import GradientTransformation
 from ._custom_types import OptState, Params, Updates
+from ._tree import upcast
 
 
 def _check_state_length(owner: str, state: Any, expected: int) -> None:
@@ -21,7 +23,9 @@ def _check_state_length(owner: str, state: Any, expected: int) -> None:
 class Chain(GradientTransformation):
     r"""Apply transformations one after another: $u = T_n(\cdots T_1(g))$.
 
-    The state is a tuple with one entry per transformation, as in Optax, so
+    Updates are carried between the steps in float32 (or wider) and cast back to their
+    own dtype at the end, so that low-precision parameters see one rounding, not one
+    per step. The state is a tuple with one entry per transformation, as in Optax, so
     `state[0].mu` works. Hyperparameters are reached through `transforms`:
     `eqx.tree_at(lambda c: c.transforms[1].learning_rate, chain, 1e-3)`.
 
@@ -46,10 +50,12 @@ class Chain(GradientTransformation):
     ) -> tuple[Updates, tuple[OptState, ...]]:
         _check_state_length("chain", state, len(self.transforms))
         new_state = []
+        dtypes = jax.tree.map(lambda g: g.dtype, updates)
+        updates = jax.tree.map(upcast, updates)  # no rounding between the steps
         for transform, inner in zip(self.transforms, state):
             updates, inner = transform.update(updates, inner, params, **extra_args)
             new_state.append(inner)
-        return updates, tuple(new_state)
+        return jax.tree.map(lambda g, d: g.astype(d), updates, dtypes), tuple(new_state)
 
 
 def chain(*args: GradientTransformation) -> Chain:

@@ -56,4 +56,4 @@ def safe_increment(count: Int[Array, ""]) -> Int[Array, ""]:
 
 def bias_correction(decay: Array, count: Int[Array, ""]) -> Array:
     r"""$1 - \beta^t$, the factor that debiases an exponential moving average."""
-    return 1 - decay**count  # an integer power, as in Optax
+    return 1 - jax.lax.pow(decay, count)  # an integer power, as in Optax

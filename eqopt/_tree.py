@@ -106,12 +106,31 @@ def map_leaves(
             except (ValueError, TypeError):
                 raise structure_mismatch((names[0], name), (updates, tree)) from e
         raise
+    flat = treedef.flatten_up_to(updates)
+    _check_shapes(flat, columns, updates, names)
     outs = [
         fn(g, *rest) if eqx.is_inexact_array(g) else (g, *rest)
-        for g, *rest in zip(treedef.flatten_up_to(updates), *columns)
+        for g, *rest in zip(flat, *columns)
     ]
     n = 1 + len(others) if not outs else len(outs[0])
     return tuple(treedef.unflatten([out[i] for out in outs]) for i in range(n))
+
+
+def _check_shapes(flat, columns, updates, names) -> None:
+    """Raise a `ValueError` naming the path of the first leaf whose shapes disagree."""
+    for i, g in enumerate(flat):
+        if not eqx.is_inexact_array(g):
+            continue
+        for j, column in enumerate(columns):
+            other = column[i]
+            if eqx.is_array(other) and other.shape != g.shape:
+                paths = _paths(updates)
+                name = names[j + 1] if len(names) > j + 1 else f"tree {j}"
+                raise ValueError(
+                    f"Shape mismatch at path `{paths[i] or '<root>'}`: "
+                    f"`{names[0] if names else 'updates'}` has shape {g.shape} but "
+                    f"`{name}` has shape {other.shape}."
+                )
 
 
 def zeros_like_params(params: Any, dtype: DTypeLike | None = None) -> Any:

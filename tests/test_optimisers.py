@@ -1,0 +1,270 @@
+"""Generic tests run over the whole registry of optimisers (`tests/registry.py`)."""
+
+import io
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+import optax
+import pytest
+
+import eqopt
+
+from .helpers import assert_trees_allclose, random_tree, tree_isfinite
+from .registry import DESCENDING, REGISTRY, WITH_HYPERPARAMETER, WITH_REFERENCE, ids
+
+
+def make_problem(dtype=jnp.float32, zero_fraction=0.0):
+    """Parameters and a smooth loss; `zero_fraction` of the entries get zero gradient."""
+    key = jr.key(0)
+    params = random_tree(jr.fold_in(key, 1), dtype)
+    targets = random_tree(jr.fold_in(key, 2), dtype)
+    curvature = jax.tree.map(
+        lambda t: (
+            (jr.uniform(jr.fold_in(key, t.size), t.shape) >= zero_fraction).astype(
+                dtype
+            )
+            * (1 + jnp.arange(t.size, dtype=dtype).reshape(t.shape) / t.size)
+        ),
+        targets,
+    )
+
+    def loss(p):
+        terms = jax.tree.map(
+            lambda x, t, c: jnp.sum(c * ((x - t) ** 2 / 2 + jnp.cos(x - t) / 10)),
+            p,
+            targets,
+            curvature,
+        )
+        return sum(jax.tree.leaves(terms))
+
+    return params, loss
+
+
+def train(opt, params, loss, steps, *, apply=eqopt.apply_updates):
+    """Run `steps` optimiser steps; return the final parameters and every update."""
+    state = opt.init(params)
+    history = []
+    for _ in range(steps):
+        grads = jax.grad(loss)(params)
+        updates, state = opt.update(grads, state, params)
+        params = apply(params, updates)
+        history.append(updates)
+    return params, state, history
+
+
+@pytest.mark.parametrize("case", WITH_REFERENCE, ids=ids)
+def test_parity_with_optax(case):
+    """Same gradients, parameters and number of steps in: same updates out, each step.
+
+    Both optimisers see Optax's parameter trajectory, so the comparison measures the
+    numbers each one computes from the same inputs (with its own state), not how a
+    chaotic trajectory amplifies rounding. The remaining difference is float32 rounding
+    of hyperparameters: Optax computes `1 - b2` from a Python float in double precision;
+    eqopt stores `b2` as a float32 leaf (for `b2=0.999` about 6e-6 relative in Adam).
+    """
+    params, loss = make_problem()
+    h = 0.1 if case.h is None else case.h
+    ours, theirs = case.make(h), case.reference(h)
+
+    @jax.jit
+    def run(params):
+        state, ref_state, pairs = ours.init(params), theirs.init(params), []
+        for _ in range(12):
+            grads = jax.grad(loss)(params)
+            updates, state = ours.update(grads, state, params)
+            with jax.numpy_dtype_promotion("standard"):
+                expected, ref_state = theirs.update(grads, ref_state, params)
+                params = optax.apply_updates(params, expected)
+            pairs.append((updates, expected))
+        return pairs
+
+    for updates, expected in run(params):
+        assert_trees_allclose(updates, expected)
+
+
+@pytest.mark.parametrize("case", WITH_HYPERPARAMETER, ids=ids)
+def test_vmap_sweep_equals_separate_runs(case):
+    params, loss = make_problem()
+    hs = jnp.asarray([case.h * f for f in case.factors])
+    batched_opt = jax.vmap(case.make)(hs)
+
+    def run(opt):
+        return train(opt, params, loss, 5)[0]
+
+    swept = eqx.filter_jit(jax.vmap(run))(batched_opt)
+    for i, h in enumerate(hs):
+        separate = run(case.make(h))
+        assert_trees_allclose(jax.tree.map(lambda x: x[i], swept), separate)
+
+
+def _meta_loss(loss, params, steps):
+    def meta_loss(opt):
+        final, _, _ = train(opt, params, loss, steps)
+        return loss(final)
+
+    return meta_loss
+
+
+@pytest.mark.parametrize("zero_fraction", [0.5, 1.0], ids=["some-zero", "all-zero"])
+@pytest.mark.parametrize("case", REGISTRY, ids=ids)
+def test_hypergradient_finite_with_zero_gradients(case, zero_fraction):
+    params, loss = make_problem(zero_fraction=zero_fraction)
+    opt = case.make(case.h or 0.1)
+    hypergrads = eqx.filter_jit(eqx.filter_grad(_meta_loss(loss, params, 4)))(opt)
+    assert jax.tree.structure(hypergrads) == jax.tree.structure(
+        eqx.filter(opt, eqx.is_inexact_array)
+    )
+    assert tree_isfinite(hypergrads)
+
+
+@pytest.mark.parametrize("case", WITH_HYPERPARAMETER, ids=ids)
+def test_hypergradient_matches_finite_differences(case):
+    with jax.enable_x64(True):
+        params, loss = make_problem(jnp.float64, zero_fraction=0.25)
+        meta_loss = _meta_loss(loss, params, 10)
+        f = jax.jit(lambda h: meta_loss(case.make(h)))
+        h = jnp.asarray(case.h, jnp.float64)
+        eps = 1e-5 * max(1.0, abs(case.h))
+        finite_difference = (f(h + eps) - f(h - eps)) / (2 * eps)
+        gradient = jax.jit(jax.grad(lambda h: meta_loss(case.make(h))))(h)
+        np.testing.assert_allclose(gradient, finite_difference, rtol=1e-5, atol=1e-8)
+
+
+@pytest.mark.parametrize("case", WITH_HYPERPARAMETER, ids=ids)
+def test_filter_jit_does_not_retrace_when_hyperparameters_change(case):
+    params, loss = make_problem()
+
+    @eqx.filter_jit
+    @eqx.debug.assert_max_traces(max_traces=1)
+    def step(opt, state, params):
+        updates, state = opt.update(jax.grad(loss)(params), state, params)
+        return eqopt.apply_updates(params, updates), state
+
+    state = case.make(case.h).init(params)
+    for f in case.factors:
+        opt = case.make(case.h * f)
+        # Change every float hyperparameter (betas, eps...), not only the swept one.
+        opt = jax.tree.map(lambda x: x * f if eqx.is_inexact_array(x) else x, opt)
+        params, state = step(opt, state, params)
+
+
+class WithStatics(eqx.Module):
+    mlp: eqx.nn.MLP
+    steps: jax.Array  # an integer array: not trainable
+    name: str
+    nothing: None
+
+
+@pytest.mark.parametrize("case", REGISTRY, ids=ids)
+def test_equinox_model_needs_no_filtering(case):
+    key = jr.key(1)
+    model = WithStatics(eqx.nn.MLP(2, 1, 8, 2, key=key), jnp.arange(3), "model", None)
+    x = jr.normal(jr.key(2), (32, 2))
+    y = jnp.sin(x[:, :1]) + x[:, 1:] ** 2
+
+    def loss(m):
+        return jnp.mean((jax.vmap(m.mlp)(x) - y) ** 2)
+
+    opt = case.make(case.h or 0.1)
+    state = opt.init(model)
+    start = loss(model)
+    for _ in range(20):
+        grads = eqx.filter_grad(loss)(model)
+        updates, state = opt.update(grads, state, model)
+        model = eqopt.apply_updates(model, updates)
+    assert model.mlp.activation is jax.nn.relu
+    assert model.name == "model" and model.nothing is None
+    np.testing.assert_array_equal(model.steps, jnp.arange(3))
+    assert jax.tree.structure(model) == jax.tree.structure(
+        WithStatics(eqx.nn.MLP(2, 1, 8, 2, key=key), jnp.arange(3), "model", None)
+    )
+    if case in DESCENDING:
+        assert loss(model) < start
+
+
+@pytest.mark.parametrize("case", WITH_HYPERPARAMETER, ids=ids)
+def test_optimiser_is_optimised_by_an_optimiser(case):
+    params, loss = make_problem()
+    meta_loss = eqx.filter_jit(eqx.filter_value_and_grad(_meta_loss(loss, params, 3)))
+    inner = case.make(case.h)
+    meta_opt = eqopt.sgd(1e-4)
+    meta_state = meta_opt.init(inner)
+    for _ in range(2):
+        value, grads = meta_loss(inner)
+        updates, meta_state = meta_opt.update(grads, meta_state, inner)
+        moved = eqopt.apply_updates(inner, updates)
+        assert jax.tree.structure(moved) == jax.tree.structure(inner)
+        inner = moved
+    assert tree_isfinite(eqx.filter(inner, eqx.is_inexact_array))
+
+
+def test_meta_learning_the_learning_rate_reduces_the_meta_loss():
+    params, loss = make_problem()
+    meta_loss = eqx.filter_jit(eqx.filter_value_and_grad(_meta_loss(loss, params, 5)))
+    inner = eqopt.sgd(eqopt.warmup_cosine_decay_schedule(0.0, 0.01, 2, 5))
+    meta_opt = eqopt.adam(3e-3)
+    meta_state = meta_opt.init(inner)
+    first, _ = meta_loss(inner)
+    for _ in range(25):
+        value, grads = meta_loss(inner)
+        updates, meta_state = meta_opt.update(grads, meta_state, inner)
+        inner = eqopt.apply_updates(inner, updates)
+    last, _ = meta_loss(inner)
+    assert last < 0.9 * first
+    assert inner.learning_rate.peak_value > 0.01
+
+
+@pytest.mark.parametrize("case", REGISTRY, ids=ids)
+def test_checkpoint_round_trip_and_bitwise_resume(case):
+    params, loss = make_problem()
+    opt = case.make(case.h or 0.1)
+    step = eqx.filter_jit(lambda o, s, p: _step(o, s, p, loss))
+
+    state = opt.init(params)
+    for _ in range(3):
+        params, state = step(opt, state, params)
+
+    buffer = io.BytesIO()
+    eqx.tree_serialise_leaves(buffer, (opt, state, params))
+    buffer.seek(0)
+    like = case.make(0.0 if case.h is None else case.h * 0.5)
+    template = (like, like.init(params), jax.tree.map(jnp.zeros_like, params))
+    restored = eqx.tree_deserialise_leaves(buffer, template)
+    assert_trees_allclose(restored, (opt, state, params), rtol=0, atol=0)
+
+    uninterrupted = (params, state)
+    resumed = restored[2], restored[1]
+    for _ in range(3):
+        uninterrupted = step(opt, *uninterrupted[::-1])[::1]
+        resumed = step(restored[0], *resumed[::-1])
+    assert_trees_allclose(resumed, uninterrupted, rtol=0, atol=0)
+
+
+def _step(opt, state, params, loss):
+    updates, state = opt.update(jax.grad(loss)(params), state, params)
+    return eqopt.apply_updates(params, updates), state
+
+
+@pytest.mark.parametrize("case", REGISTRY, ids=ids)
+def test_bfloat16_keeps_dtype_and_equals_float32_cast_at_the_end(case):
+    params, loss = make_problem()
+    grads = jax.grad(loss)(params)
+    p16 = jax.tree.map(lambda x: x.astype(jnp.bfloat16), params)
+    g16 = jax.tree.map(lambda x: x.astype(jnp.bfloat16), grads)
+    p32 = jax.tree.map(lambda x: x.astype(jnp.float32), p16)
+    g32 = jax.tree.map(lambda x: x.astype(jnp.float32), g16)
+    opt = case.make(case.h or 0.1)
+
+    u16, state16 = opt.update(g16, opt.init(p16), p16)
+    u32, _ = opt.update(g32, opt.init(p32), p32)
+    assert_trees_allclose(
+        u16, jax.tree.map(lambda u: u.astype(jnp.bfloat16), u32), rtol=0, atol=0
+    )
+    new16 = eqopt.apply_updates(p16, u16)
+    assert all(x.dtype == jnp.bfloat16 for x in jax.tree.leaves(new16))
+    # Later steps too keep bfloat16 (state and parameters).
+    u16, state16 = opt.update(g16, state16, new16)
+    assert all(x.dtype == jnp.bfloat16 for x in jax.tree.leaves(u16))
