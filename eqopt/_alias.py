@@ -12,7 +12,7 @@ from typing import Any
 import equinox as eqx
 from jaxtyping import Array, DTypeLike, Float
 
-from ._base import GradientTransformation, Identity
+from ._base import AbstractSchedule, GradientTransformation, Identity
 from ._checks import check_hyperparameters, NONNEGATIVE, UNIT, UNIT_CLOSED
 from ._combine import Chain
 from ._custom_types import OptState, Params, Updates
@@ -22,7 +22,6 @@ from ._transforms.adaptive import ScaleByAdam, ScaleByRMS, ScaleByStddev
 from ._transforms.decay import AddDecayedWeights
 from ._transforms.momentum import Trace
 from ._transforms.scaling import ScaleByLearningRate
-from .schedules._base import AbstractSchedule
 
 
 class AbstractOptimiser(GradientTransformation):

@@ -1,10 +1,12 @@
-"""The abstract gradient transformation, the empty state, and the two trivial transforms."""
+"""The abstract bases (transformations and schedules), the empty state, two trivial transforms."""
 
 import abc
+from collections.abc import Callable
 from typing import Any
 
 import equinox as eqx
 import jax
+from jaxtyping import Array, ArrayLike, Float, Real
 
 from ._custom_types import OptState, Params, Updates
 from ._tree import is_none
@@ -101,6 +103,32 @@ class SetToZero(GradientTransformation):
             is_leaf=is_none,
         )
         return zeros, state
+
+
+class AbstractSchedule(eqx.Module):
+    """A schedule: a callable Module mapping a step count to a value.
+
+    Its float settings are array leaves, so a schedule can be vmapped over, differentiated
+    and optimised like any other eqopt hyperparameter. Every argument of eqopt that Optax
+    types `ScalarOrSchedule` accepts a float, an array or an `AbstractSchedule`.
+    """
+
+    @abc.abstractmethod
+    def __call__(self, count: Real[ArrayLike, "*batch"]) -> Float[Array, "*batch"]:
+        """The value at step `count` (an int, an array of ints, or a tracer)."""
+
+
+class FunctionSchedule(AbstractSchedule):
+    """Wraps a plain function `count -> value` (an Optax-style schedule) as a Module.
+
+    The function is a static field: it must be hashable, and a new function object means
+    a new compilation. Prefer the schedule Modules, whose values are leaves.
+    """
+
+    fn: Callable = eqx.field(static=True)
+
+    def __call__(self, count: Real[ArrayLike, "*batch"]) -> Float[Array, "*batch"]:
+        return self.fn(count)
 
 
 identity = Identity

@@ -17,8 +17,8 @@ from collections.abc import Callable
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int
 
+from ._base import AbstractSchedule, FunctionSchedule
 from ._custom_types import ScalarLike
-from .schedules._base import AbstractSchedule, FunctionSchedule
 
 
 def as_scalar(x: ScalarLike) -> Float[Array, ""]:

@@ -6,12 +6,11 @@ from typing import Any
 import equinox as eqx
 from jaxtyping import Array, Float
 
-from .._base import EmptyState, GradientTransformation
+from .._base import AbstractSchedule, EmptyState, GradientTransformation
 from .._custom_types import Params, Updates
 from .._hyperparams import as_hyperparameter
 from .._masking import freeze_mask, FrozenMask, mask_tree
 from .._tree import like, map_leaves, upcast
-from ..schedules._base import AbstractSchedule
 from .scaling import advance, current_value, ScaleByScheduleState, schedule_state
 
 

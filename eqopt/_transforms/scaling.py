@@ -6,7 +6,7 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from .._base import EmptyState, GradientTransformation
+from .._base import AbstractSchedule, EmptyState, GradientTransformation
 from .._custom_types import Count, Params, Updates
 from .._hyperparams import (
     as_optional_hyperparameter,
@@ -16,7 +16,6 @@ from .._hyperparams import (
 )
 from .._numerics import safe_increment
 from .._tree import like, map_leaves, upcast
-from ..schedules._base import AbstractSchedule
 
 
 class ScaleByScheduleState(eqx.Module):

@@ -1,6 +1,6 @@
 """Schedules: callable Modules mapping a step count to a value (Optax: `optax.schedules`)."""
 
-from ._base import (
+from .._base import (
     AbstractSchedule as AbstractSchedule,
     FunctionSchedule as FunctionSchedule,
 )

@@ -12,11 +12,11 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, Real
 
+from .._base import AbstractSchedule
 from .._checks import check_hyperparameters, check_steps, check_value, NONNEGATIVE
 from .._custom_types import ScalarLike
 from .._hyperparams import as_optional_scalar, as_scalar, as_schedule
 from .._numerics import safe_pow
-from ._base import AbstractSchedule
 
 
 Count = Real[ArrayLike, "*batch"]
