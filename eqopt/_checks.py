@@ -46,8 +46,8 @@ def _concrete(value) -> np.ndarray | None:
         return None
 
 
-def _show(x: np.ndarray):
-    return x.item() if x.size == 1 else x
+def _show(x: np.ndarray) -> str:
+    return str(x)  # NumPy prints the shortest repr of the value in its own dtype
 
 
 def check_hyperparameters(owner: str, module, **intervals: Interval) -> None:
@@ -70,7 +70,7 @@ def check_value(owner: str, name: str, value, interval: Interval) -> None:
     x = _concrete(value)
     if x is not None and not interval.contains(x):
         raise ValueError(
-            f"`{owner}({name}=...)` must be in {interval}; got {name}={_show(x)!r}."
+            f"`{owner}({name}=...)` must be in {interval}; got {name}={_show(x)}."
         )
 
 
