@@ -1,0 +1,110 @@
+"""Sparsemax losses: the Fenchel-Young losses of the Gini negentropy."""
+
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, ArrayLike, Float, Int, Shaped
+
+
+@jax.custom_jvp
+def _projection_unit_simplex(values: Float[Array, " n"]) -> Float[Array, " n"]:
+    r"""Euclidean projection onto $\{p \ge 0, \sum_i p_i = 1\}$ (sparsemax).
+
+    The sort-based algorithm of Held, Wolfe and Crowder (1974), as in Optax's
+    `optax.projections.projection_simplex`.
+    """
+    n = values.shape[0]
+    u = jnp.sort(values)[::-1]
+    cumsum_u = jnp.cumsum(u)
+    ind = jnp.arange(1, n + 1, dtype=values.dtype)
+    support_size = jnp.count_nonzero(1 / ind + (u - cumsum_u / ind) > 0)
+    k = support_size.astype(values.dtype)
+    return jax.nn.relu(1 / k + (values - cumsum_u[support_size - 1] / k))
+
+
+@_projection_unit_simplex.defjvp
+def _projection_unit_simplex_jvp(primals, tangents):
+    (values,), (values_dot,) = primals, tangents
+    p = _projection_unit_simplex(values)
+    support = (p > 0).astype(values.dtype)
+    size = jnp.sum(support)
+    return p, support * values_dot - (jnp.dot(support, values_dot) / size) * support
+
+
+def sparsemax_loss(
+    logits: Float[ArrayLike, "*#shape"],
+    labels: Shaped[ArrayLike, "*#shape"],
+) -> Float[Array, "*#shape"]:
+    r"""Binary sparsemax loss.
+
+    With $\mathrm{sparseplus}(x) = \max(0, x)$ smoothed quadratically on $[-1, 1]$,
+
+    $$\ell(x, y) = \mathrm{sparseplus}\left((1 - 2y)\, x\right), \qquad y \in \{0, 1\}.$$
+
+    It is zero exactly when `jax.nn.sparse_sigmoid(logits) == labels`.
+
+    Optax: `optax.losses.sparsemax_loss`.
+
+    **Arguments:**
+
+    - `logits`: the scores of the model.
+    - `labels`: $y$, binary labels (`0`/`1` or booleans), broadcastable with `logits`.
+
+    **Returns:**
+
+    The losses, with the broadcast shape of the inputs.
+
+    ??? cite "References"
+
+        Blondel, Martins and Niculae, *Learning with Fenchel-Young Losses*, JMLR 21,
+        2020, §4.4. [arXiv:1901.02324](https://arxiv.org/abs/1901.02324)
+    """
+    logits = jnp.asarray(logits)
+    return jax.nn.sparse_plus(jnp.where(labels, -logits, logits))
+
+
+def _multiclass_sparsemax_loss(
+    scores: Float[Array, " num_classes"], label: Int[Array, ""]
+) -> Float[Array, ""]:
+    p = _projection_unit_simplex(scores)
+    # The Fenchel conjugate of the Gini negentropy at `scores`, minus `scores[label]`.
+    shifted = (scores - scores[label]).at[label].set(0.0)
+    return jnp.dot(p, jnp.where(p != 0, shifted, 0)) + 0.5 * (1 - jnp.dot(p, p))
+
+
+def multiclass_sparsemax_loss(
+    scores: Float[ArrayLike, "*#batch num_classes"],
+    labels: Int[ArrayLike, "*#batch"],
+) -> Float[Array, "*#batch"]:
+    r"""Multiclass sparsemax loss.
+
+    With $p = \mathrm{sparsemax}(s)$, the Euclidean projection of the scores onto the
+    probability simplex,
+
+    $$\ell(s, y) = \langle p, s \rangle + \tfrac{1}{2}(1 - \|p\|^2) - s_y,$$
+
+    the Fenchel-Young loss of the Gini negentropy. Its gradient is $p - e_y$.
+
+    Optax: `optax.losses.multiclass_sparsemax_loss`.
+
+    **Arguments:**
+
+    - `scores`: $s$, the scores of the model, of shape `[..., num_classes]`.
+    - `labels`: $y$, the classes, integers of shape `[...]`.
+
+    **Returns:**
+
+    The losses, of shape `[...]`.
+
+    !!! info "Differences from Optax"
+
+        Optax accepts exactly one batch axis (`[batch, num_classes]`); eqopt accepts
+        any number, including none.
+
+    ??? cite "References"
+
+        Martins and Astudillo, *From Softmax to Sparsemax: A Sparse Model of Attention
+        and Multi-Label Classification*, ICML 2016.
+        [arXiv:1602.02068](https://arxiv.org/abs/1602.02068)
+    """
+    loss = jnp.vectorize(_multiclass_sparsemax_loss, signature="(k),()->()")
+    return loss(jnp.asarray(scores), jnp.asarray(labels))
