@@ -105,7 +105,7 @@ class NamedChain(GradientTransformation):
         return updates, new_state
 
 
-def named_chain(*transforms: tuple[str, GradientTransformation]) -> NamedChain:
+def named_chain(*args: tuple[str, GradientTransformation]) -> NamedChain:
     """Chain `(name, transformation)` pairs. See [`eqopt.NamedChain`][]."""
-    names = tuple(name for name, _ in transforms)
-    return NamedChain(names, tuple(t for _, t in transforms))
+    names = tuple(name for name, _ in args)
+    return NamedChain(names, tuple(t for _, t in args))

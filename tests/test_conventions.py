@@ -1,0 +1,139 @@
+"""Meta-tests over the whole public API: abstract/final classes, Optax signatures, docs."""
+
+import inspect
+import pathlib
+import re
+import types
+
+import equinox as eqx
+import optax
+import pytest
+
+import eqopt
+
+
+NAMESPACES = [
+    "",
+    "schedules",
+    "losses",
+    "projections",
+    "second_order",
+    "tree_utils",
+    "perturbations",
+    "assignment",
+    "monte_carlo",
+    "utils",
+]
+
+
+def _module(path):
+    module = eqopt
+    for part in filter(None, path.split(".")):
+        module = getattr(module, part)
+    return module
+
+
+def public_objects():
+    """(qualified public name, object) for every public name eqopt defines."""
+    out = []
+    for namespace in NAMESPACES:
+        module = _module(namespace)
+        for name in dir(module):
+            obj = getattr(module, name)
+            if name.startswith("_") or isinstance(obj, types.ModuleType):
+                continue
+            if getattr(obj, "__module__", "").startswith("eqopt"):
+                out.append((f"eqopt.{namespace + '.' if namespace else ''}{name}", obj))
+    return out
+
+
+PUBLIC = public_objects()
+CLASSES = [
+    (n, c)
+    for n, c in PUBLIC
+    if isinstance(c, type) and n.rsplit(".", 1)[1][0].isupper()
+]
+MODULE_CLASSES = [(n, c) for n, c in CLASSES if issubclass(c, eqx.Module)]
+
+
+def is_abstract(cls) -> bool:
+    return bool(
+        getattr(cls, "__abstractmethods__", ())
+        or getattr(cls, "__abstractvars__", ())
+        or getattr(cls, "__abstractclassvars__", ())
+    )
+
+
+@pytest.mark.parametrize(
+    "name, cls", MODULE_CLASSES, ids=[n for n, _ in MODULE_CLASSES]
+)
+def test_abstract_iff_named_abstract_and_no_concrete_base(name, cls):
+    short = name.rsplit(".", 1)[1]
+    exempt = {"GradientTransformation"}  # Optax's name, kept for drop-in use
+    if short not in exempt:
+        assert short.startswith("Abstract") == is_abstract(cls), name
+    for base in cls.__mro__[1:]:
+        if base.__module__.startswith("eqopt") and issubclass(base, eqx.Module):
+            assert is_abstract(base), f"{name} subclasses the concrete {base.__name__}"
+    if not is_abstract(cls):
+        assert cls.__doc__ and cls.__doc__.strip(), f"{name} has no docstring"
+
+
+def optax_counterpart(name):
+    """The Optax object at the same path, or None."""
+    obj = optax
+    for part in name.split(".")[1:]:
+        obj = getattr(obj, part, None)
+        if obj is None:
+            return None
+    return obj
+
+
+def _parameters(fn):
+    return [
+        (p.name, p.kind, p.default)
+        for p in inspect.signature(fn).parameters.values()
+        if p.kind not in (p.VAR_KEYWORD,)
+    ]
+
+
+FACTORIES = [
+    (n, f)
+    for n, f in PUBLIC
+    if callable(f)
+    and not n.rsplit(".", 1)[1][0].isupper()
+    and callable(optax_counterpart(n))
+]
+
+
+@pytest.mark.parametrize("name, factory", FACTORIES, ids=[n for n, _ in FACTORIES])
+def test_same_signature_as_optax(name, factory):
+    ours, theirs = _parameters(factory), _parameters(optax_counterpart(name))
+    assert [p[0] for p in ours] == [p[0] for p in theirs], name
+    for (pname, kind, default), (_, their_kind, their_default) in zip(ours, theirs):
+        positional = (
+            inspect.Parameter.POSITIONAL_OR_KEYWORD,
+            inspect.Parameter.POSITIONAL_ONLY,
+        )
+        assert (kind in positional) == (their_kind in positional), f"{name}({pname})"
+        assert default == their_default or (
+            default is inspect.Parameter.empty
+            and their_default is inspect.Parameter.empty
+        ), f"{name}({pname}={default!r}) but Optax has {their_default!r}"
+
+
+def test_every_public_object_is_documented():
+    docs = pathlib.Path(__file__).parent.parent / "docs"
+    documented = set()
+    for page in docs.rglob("*.md"):
+        documented |= set(re.findall(r"^\s*::: (eqopt[\w.]*)", page.read_text(), re.M))
+    documented_objects = {
+        id(_module(".".join(n.split(".")[1:-1])).__dict__.get(n.split(".")[-1]))
+        for n in documented
+    }
+    missing = sorted(
+        n
+        for n, obj in PUBLIC
+        if n not in documented and id(obj) not in documented_objects
+    )
+    assert not missing, f"not in any `::: eqopt...` block of docs/: {missing}"
