@@ -1,0 +1,220 @@
+"""eqopt versus Optax, side by side in one process: step time and compile time.
+
+Run with `python3 dev.py bench` (or `python benchmarks/bench_step.py [--quick]`).
+
+Measured, for each optimiser, with the same inputs and the same `jax.jit` wrapping
+(parameters and state donated), warm-up excluded, median of repeats:
+
+1. a jitted `update` + `apply_updates` step on ~10M float32 parameters in 100 leaves,
+   with the optimiser closed over (as Optax users write it) and, for eqopt, also passed
+   as an argument (so changing a hyperparameter does not recompile);
+2. a whole training step of a small Equinox MLP (dispatch-bound);
+3. the trace + compile time of that training step.
+
+Ratios are eqopt / Optax: below 1.00 means eqopt is faster. Nothing is asserted.
+"""
+
+import argparse
+import statistics
+import time
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import optax
+
+import eqopt
+
+
+OPTIMISERS = {
+    "adam": (lambda: eqopt.adam(1e-3), lambda: optax.adam(1e-3)),
+    "adamw": (lambda: eqopt.adamw(1e-3), lambda: optax.adamw(1e-3)),
+    "sgd+momentum": (lambda: eqopt.sgd(1e-2, 0.9), lambda: optax.sgd(1e-2, 0.9)),
+    "rmsprop": (lambda: eqopt.rmsprop(1e-3), lambda: optax.rmsprop(1e-3)),
+}
+
+
+def median_time(fn, repeats):
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(fn())
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def large_params(n_leaves=100, total=10_000_000):
+    side = int((total / n_leaves) ** 0.5)
+    keys = jr.split(jr.key(0), n_leaves)
+    return [jr.normal(k, (side, side)) for k in keys]
+
+
+def bench_large_step(repeats):
+    params = large_params()
+    n = sum(p.size for p in params)
+    grads = [jnp.full_like(p, 1e-3) for p in params]
+    print(
+        f"\n1. update + apply_updates, {n / 1e6:.1f}M float32 parameters in {len(params)} leaves"
+    )
+    print(
+        f"   {'optimiser':14s} {'optax ms':>9s} {'eqopt ms':>9s} {'ratio':>6s} {'eqopt-arg ms':>13s} {'ratio':>6s}"
+    )
+    results = {}
+    for name, (make_ours, make_theirs) in OPTIMISERS.items():
+        timings = {}
+        for label, opt, apply, as_argument in (
+            ("optax", make_theirs(), optax.apply_updates, False),
+            ("eqopt", make_ours(), eqopt.apply_updates, False),
+            ("eqopt-arg", make_ours(), eqopt.apply_updates, True),
+        ):
+            if as_argument:
+
+                @eqx.filter_jit(donate="all-except-first")
+                def step(opt, params, state, grads):
+                    updates, state = opt.update(grads, state, params)
+                    return apply(params, updates), state
+
+                run = lambda p, s: step(opt, p, s, grads)  # noqa: E731
+            else:
+
+                def _step(params, state, grads, opt=opt, apply=apply):
+                    updates, state = opt.update(grads, state, params)
+                    return apply(params, updates), state
+
+                jitted = jax.jit(_step, donate_argnums=(0, 1))
+                run = lambda p, s, jitted=jitted: jitted(p, s, grads)  # noqa: E731
+            p = [x.copy() for x in params]
+            s = opt.init(p)
+            p, s = run(p, s)  # warm-up (compile)
+            jax.block_until_ready(p)
+            box = [p, s]
+
+            def once():
+                box[0], box[1] = run(box[0], box[1])
+                return box[0]
+
+            timings[label] = median_time(once, repeats)
+        r1 = timings["eqopt"] / timings["optax"]
+        r2 = timings["eqopt-arg"] / timings["optax"]
+        results[name] = (r1, r2)
+        print(
+            f"   {name:14s} {timings['optax'] * 1e3:9.2f} {timings['eqopt'] * 1e3:9.2f} "
+            f"{r1:6.2f} {timings['eqopt-arg'] * 1e3:13.2f} {r2:6.2f}"
+        )
+    return results
+
+
+def mlp_problem():
+    model = eqx.nn.MLP(32, 1, 64, 2, key=jr.key(1))
+    x = jr.normal(jr.key(2), (64, 32))
+    y = jr.normal(jr.key(3), (64, 1))
+
+    def loss(m, x, y):
+        return jnp.mean((jax.vmap(m)(x) - y) ** 2)
+
+    return model, x, y, loss
+
+
+def make_mlp_steps(loss, ours, theirs):
+    @eqx.filter_jit
+    def optax_step(model, state, x, y):
+        grads = eqx.filter_grad(loss)(model, x, y)
+        updates, state = theirs.update(grads, state, eqx.filter(model, eqx.is_array))
+        return eqx.apply_updates(model, updates), state
+
+    @eqx.filter_jit
+    def eqopt_step(model, state, x, y):
+        grads = eqx.filter_grad(loss)(model, x, y)
+        updates, state = ours.update(grads, state, model)
+        return eqopt.apply_updates(model, updates), state
+
+    @eqx.filter_jit
+    def eqopt_arg_step(opt, model, state, x, y):
+        grads = eqx.filter_grad(loss)(model, x, y)
+        updates, state = opt.update(grads, state, model)
+        return eqopt.apply_updates(model, updates), state
+
+    return optax_step, eqopt_step, eqopt_arg_step
+
+
+def bench_mlp(repeats):
+    model, x, y, loss = mlp_problem()
+    print(
+        "\n2. whole training step of an Equinox MLP (32-64-64-1, batch 64), eqx.filter_jit"
+    )
+    print(
+        f"   {'optimiser':14s} {'optax us':>9s} {'eqopt us':>9s} {'ratio':>6s} {'eqopt-arg us':>13s} {'ratio':>6s}"
+    )
+    results = {}
+    for name, (make_ours, make_theirs) in OPTIMISERS.items():
+        ours, theirs = make_ours(), make_theirs()
+        optax_step, eqopt_step, eqopt_arg_step = make_mlp_steps(loss, ours, theirs)
+        runs = {
+            "optax": (optax_step, theirs.init(eqx.filter(model, eqx.is_array)), ()),
+            "eqopt": (eqopt_step, ours.init(model), ()),
+            "eqopt-arg": (eqopt_arg_step, ours.init(model), (ours,)),
+        }
+        timings = {}
+        for label, (step, state, prefix) in runs.items():
+            box = [model, state]
+            step(*prefix, model, state, x, y)  # warm-up
+
+            def many(step=step, prefix=prefix, box=box):
+                for _ in range(20):
+                    box[0], box[1] = step(*prefix, box[0], box[1], x, y)
+                return jax.tree.leaves(box[0])[0]
+
+            timings[label] = median_time(many, repeats) / 20
+        r1 = timings["eqopt"] / timings["optax"]
+        r2 = timings["eqopt-arg"] / timings["optax"]
+        results[name] = (r1, r2)
+        print(
+            f"   {name:14s} {timings['optax'] * 1e6:9.1f} {timings['eqopt'] * 1e6:9.1f} "
+            f"{r1:6.2f} {timings['eqopt-arg'] * 1e6:13.1f} {r2:6.2f}"
+        )
+    return results
+
+
+def bench_compile(repeats):
+    model, x, y, loss = mlp_problem()
+    print(
+        "\n3. trace + compile time of the MLP training step (fresh function each time)"
+    )
+    print(f"   {'optimiser':14s} {'optax ms':>9s} {'eqopt ms':>9s} {'ratio':>6s}")
+    results = {}
+    for name, (make_ours, make_theirs) in OPTIMISERS.items():
+        timings = {"optax": [], "eqopt": []}
+        for _ in range(repeats):
+            ours, theirs = make_ours(), make_theirs()
+            optax_step, eqopt_step, _ = make_mlp_steps(loss, ours, theirs)
+            for label, step, state in (
+                ("optax", optax_step, theirs.init(eqx.filter(model, eqx.is_array))),
+                ("eqopt", eqopt_step, ours.init(model)),
+            ):
+                start = time.perf_counter()
+                step.lower(model, state, x, y).compile()
+                timings[label].append(time.perf_counter() - start)
+        t = {k: statistics.median(v) for k, v in timings.items()}
+        results[name] = t["eqopt"] / t["optax"]
+        print(
+            f"   {name:14s} {t['optax'] * 1e3:9.1f} {t['eqopt'] * 1e3:9.1f} {results[name]:6.2f}"
+        )
+    return results
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="few repeats (smoke run)")
+    args = parser.parse_args()
+    repeats = 3 if args.quick else 15
+    print(
+        f"jax {jax.__version__}, optax {optax.__version__}, device {jax.devices()[0]}"
+    )
+    bench_large_step(repeats)
+    bench_mlp(repeats)
+    bench_compile(max(3, repeats // 3))
+
+
+if __name__ == "__main__":
+    main()
