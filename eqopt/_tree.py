@@ -12,6 +12,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.tree_util as jtu
+import numpy as np
 from jaxtyping import Array, DTypeLike, Inexact
 
 from ._numerics import abs_sq
@@ -21,13 +22,16 @@ def is_none(x: Any) -> bool:
     return x is None
 
 
-def compute_dtype(x: Array) -> jnp.dtype:
+def compute_dtype(x: Array) -> np.dtype:
     """The dtype arithmetic on `x` is done in: its own, but at least float32.
 
     bfloat16 and float16 leaves are computed in float32, so that hyperparameters such as
     `b2=0.999` are never rounded to low precision (in bfloat16 that is `1.0`).
     """
-    return jnp.promote_types(x.dtype, jnp.float32)
+    dtype = jnp.dtype(x.dtype)
+    if jnp.issubdtype(dtype, jnp.floating) and jnp.finfo(dtype).bits < 32:
+        return jnp.dtype(jnp.float32)
+    return dtype
 
 
 def upcast(x: Array) -> Array:

@@ -1,6 +1,7 @@
 """Applying updates to parameters."""
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 
 from ._custom_types import Params, Updates
@@ -29,7 +30,8 @@ def apply_updates(params: Params, updates: Updates) -> Params:
     def add(u, p):
         if not eqx.is_inexact_array(p):
             return u, p
-        dtype = jnp.promote_types(p.dtype, u.dtype)
+        with jax.numpy_dtype_promotion("standard"):  # explicit, whatever the config
+            dtype = jnp.promote_types(p.dtype, u.dtype)
         return u, (p.astype(dtype) + u.astype(dtype)).astype(p.dtype)
 
     return map_leaves(add, updates, params, names=("updates", "params"))[1]

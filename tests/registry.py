@@ -26,6 +26,8 @@ class Case:
     descends: bool = True
     #: Multiplicative factors for sweeps and retracing tests that keep `h` in range.
     factors: tuple[float, ...] = (0.5, 0.8, 1.0)
+    #: Relative tolerance of the Optax comparison, if not the float32 default (say why).
+    rtol: float | None = None
 
 
 def _mask(params):
@@ -229,6 +231,9 @@ REGISTRY: tuple[Case, ...] = (
         "adam-mu_dtype",
         lambda h: eqopt.adam(h, mu_dtype=jnp.bfloat16),
         lambda h: optax.adam(h, mu_dtype=jnp.bfloat16),
+        # The first moment is stored in bfloat16: a 1e-7 difference before rounding
+        # (see test_parity_with_optax) can flip a bfloat16 rounding, 0.4% apart.
+        rtol=1e-2,
     ),
     Case(
         "adamw",
@@ -258,11 +263,15 @@ REGISTRY: tuple[Case, ...] = (
         lambda h: optax.rmsprop(h, momentum=0.5, nesterov=True, bias_correction=True),
         0.01,
     ),
-    *(_adam_with_schedule(name) for name in SCHEDULE_NAMES),
+)
+
+#: Adam with a learning rate from every kind of schedule: Optax parity and hypergradients.
+SCHEDULED: tuple[Case, ...] = tuple(
+    _adam_with_schedule(name) for name in SCHEDULE_NAMES
 )
 
 WITH_HYPERPARAMETER = tuple(c for c in REGISTRY if c.h is not None)
-WITH_REFERENCE = tuple(c for c in REGISTRY if c.reference is not None)
+WITH_REFERENCE = tuple(c for c in REGISTRY + SCHEDULED if c.reference is not None)
 DESCENDING = tuple(c for c in REGISTRY if c.descends)
 
 
