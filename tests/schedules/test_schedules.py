@@ -53,7 +53,9 @@ ALL = {**SCHEDULES, **EXTRA}
 def test_parity_with_optax(name):
     ours, theirs = ALL[name]
     with jax.numpy_dtype_promotion("standard"):
-        expected = jnp.broadcast_to(theirs(0.3)(COUNTS), COUNTS.shape).astype(jnp.float32)
+        expected = jnp.broadcast_to(theirs(0.3)(COUNTS), COUNTS.shape).astype(
+            jnp.float32
+        )
     # Arrays of counts (for plotting) and single counts (in a step) agree.
     assert_trees_allclose(ours(0.3)(COUNTS).astype(jnp.float32), expected)
     for c in (0, 3, 24):
