@@ -18,6 +18,7 @@ with install_import_hook("eqopt", "beartype.beartype"):
         projections as projections,
         schedules as schedules,
         second_order as second_order,
+        tree as tree,
         tree_utils as tree_utils,
         utils as utils,
     )

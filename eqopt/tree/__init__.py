@@ -1,0 +1,42 @@
+"""eqopt.tree (Optax: `optax.tree`): the helpers of `eqopt.tree_utils` by short names.
+
+`eqopt.tree.norm is eqopt.tree_utils.tree_norm`, and so on for every helper.
+"""
+
+from ._aliases import (
+    add as add,
+    add_scale as add_scale,
+    allclose as allclose,
+    batch_shape as batch_shape,
+    bias_correction as bias_correction,
+    cast as cast,
+    cast_like as cast_like,
+    clip as clip,
+    conj as conj,
+    div as div,
+    dtype as dtype,
+    full_like as full_like,
+    get as get,
+    get_all_with_path as get_all_with_path,
+    map_params as map_params,
+    max as max,
+    min as min,
+    mul as mul,
+    norm as norm,
+    ones_like as ones_like,
+    random_like as random_like,
+    real as real,
+    scale as scale,
+    set as set,
+    size as size,
+    split_key_like as split_key_like,
+    sub as sub,
+    sum as sum,
+    unwrap_random_key_data as unwrap_random_key_data,
+    update_infinity_moment as update_infinity_moment,
+    update_moment as update_moment,
+    update_moment_per_elem_norm as update_moment_per_elem_norm,
+    vdot as vdot,
+    where as where,
+    zeros_like as zeros_like,
+)
