@@ -167,16 +167,6 @@ def ctc_loss(
     **Returns:**
 
     The losses, of shape `[B]`.
-
-    !!! example
-
-        ```python
-        logits = jax.random.normal(jax.random.key(0), (2, 10, 5))  # [B, T, K]
-        logit_paddings = jnp.zeros((2, 10)).at[1, 8:].set(1.0)  # 2nd input: 8 frames
-        labels = jnp.array([[1, 2, 2], [3, 4, 0]])
-        label_paddings = jnp.array([[0.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
-        loss = eqopt.losses.ctc_loss(logits, logit_paddings, labels, label_paddings)
-        ```
     """
     loss, _, _ = ctc_loss_with_forward_probs(
         logits,
