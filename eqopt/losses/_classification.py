@@ -2,7 +2,7 @@
 
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, ArrayLike, Float, Int, Real, Shaped
+from jaxtyping import Array, ArrayLike, Float, Integer, Real, Shaped
 
 from ._common import promote
 
@@ -159,7 +159,7 @@ def perceptron_loss(
 
 
 def _label_scores(
-    scores: Float[Array, "*#batch num_classes"], labels: Int[Array, "*#batch"]
+    scores: Float[Array, "*#batch num_classes"], labels: Integer[Array, "*#batch"]
 ) -> Float[Array, "*#batch"]:
     """`scores[..., labels]`, gathered; an out-of-range label scores 0, like Optax's."""
     num_classes = scores.shape[-1]
@@ -171,13 +171,15 @@ def _label_scores(
     return jnp.where((labels >= 0) & (labels < num_classes), gathered, 0)
 
 
-def _one_hot(labels: Int[Array, "*#batch"], like: Float[Array, "*#batch n"]) -> Array:
+def _one_hot(
+    labels: Integer[Array, "*#batch"], like: Float[Array, "*#batch n"]
+) -> Array:
     return jax.nn.one_hot(labels, like.shape[-1], dtype=like.dtype)
 
 
 def multiclass_hinge_loss(
     scores: Float[ArrayLike, "*#batch num_classes"],
-    labels: Int[ArrayLike, "*#batch"],
+    labels: Integer[ArrayLike, "*#batch"],
 ) -> Float[Array, "*#batch"]:
     r"""Multiclass hinge loss (Crammer and Singer).
 
@@ -207,7 +209,7 @@ def multiclass_hinge_loss(
 
 def multiclass_perceptron_loss(
     scores: Float[ArrayLike, "*#batch num_classes"],
-    labels: Int[ArrayLike, "*#batch"],
+    labels: Integer[ArrayLike, "*#batch"],
 ) -> Float[Array, "*#batch"]:
     r"""Multiclass perceptron loss.
 

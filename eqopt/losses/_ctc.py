@@ -2,7 +2,7 @@
 
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, ArrayLike, Float, Int, Real
+from jaxtyping import Array, ArrayLike, Float, Integer, Real
 
 from .._custom_types import ScalarLike
 from ._common import result_dtype
@@ -11,7 +11,7 @@ from ._common import result_dtype
 def ctc_loss_with_forward_probs(
     logits: Float[ArrayLike, "B T K"],
     logit_paddings: Real[ArrayLike, "B T"],
-    labels: Int[ArrayLike, "B N"],
+    labels: Integer[ArrayLike, "B N"],
     label_paddings: Real[ArrayLike, "B N"],
     *,
     blank_id: int = 0,
@@ -151,7 +151,7 @@ def ctc_loss_with_forward_probs(
 def ctc_loss(
     logits: Float[ArrayLike, "B T K"],
     logit_paddings: Real[ArrayLike, "B T"],
-    labels: Int[ArrayLike, "B N"],
+    labels: Integer[ArrayLike, "B N"],
     label_paddings: Real[ArrayLike, "B N"],
     *,
     blank_id: int = 0,
@@ -167,6 +167,12 @@ def ctc_loss(
     **Returns:**
 
     The losses, of shape `[B]`.
+
+    ??? cite "References"
+
+        Graves, Fernández, Gomez and Schmidhuber, *Connectionist Temporal
+        Classification: Labelling Unsegmented Sequence Data with Recurrent Neural
+        Networks*, ICML 2006. [doi:10.1145/1143844.1143891](https://doi.org/10.1145/1143844.1143891)
     """
     loss, _, _ = ctc_loss_with_forward_probs(
         logits,

@@ -90,6 +90,11 @@ def kl_divergence_with_log_targets(
     !!! info "Differences from Optax"
 
         Where $\log p_i = -\infty$, Optax returns NaN and eqopt returns $0$.
+
+    ??? cite "References"
+
+        Kullback and Leibler, *On Information and Sufficiency*, Annals of Mathematical
+        Statistics 22(1), 1951. [doi:10.1214/aoms/1177729694](https://doi.org/10.1214/aoms/1177729694)
     """
     log_predictions, log_targets = promote(log_predictions, log_targets)
     absent = jnp.isneginf(log_targets)
@@ -148,10 +153,13 @@ def convex_kl_divergence(
     axis: Axis = -1,
     where: Bool[ArrayLike, "*#shape"] | None = None,
 ) -> Float[Array, "..."]:
-    """Deprecated alias of [`eqopt.losses.generalized_kl_divergence`][].
+    r"""Deprecated alias of [`eqopt.losses.generalized_kl_divergence`][].
+
+    $$D(p \,\|\, q) = \sum_i p_i \left(\log p_i - \log q_i\right) + q_i - p_i.$$
 
     Kept because Optax still exports it; like Optax's, it warns with a
-    `DeprecationWarning`.
+    `DeprecationWarning`. See [`eqopt.losses.generalized_kl_divergence`][] for the
+    arguments and references.
 
     Optax: `optax.losses.convex_kl_divergence`.
     """
@@ -243,6 +251,11 @@ def cosine_distance(
     **Returns:**
 
     The distances, with `axis` removed.
+
+    ??? cite "References"
+
+        [Cosine distance](https://en.wikipedia.org/wiki/Cosine_similarity#Cosine_distance),
+        Wikipedia.
     """
     similarity = cosine_similarity(
         predictions, targets, epsilon=epsilon, axis=axis, where=where

@@ -35,6 +35,11 @@ def squared_error(
     **Returns:**
 
     The squared errors, with the shape of `predictions`.
+
+    ??? cite "References"
+
+        Hastie, Tibshirani and Friedman, *The Elements of Statistical Learning*, 2nd
+        edition, Springer, 2009, §2.4.
     """
     return _errors(predictions, targets) ** 2
 
@@ -60,6 +65,10 @@ def l2_loss(
     **Returns:**
 
     The losses, with the shape of `predictions`.
+
+    ??? cite "References"
+
+        Bishop, *Pattern Recognition and Machine Learning*, Springer, 2006, §1.1.
     """
     return 0.5 * squared_error(predictions, targets)
 

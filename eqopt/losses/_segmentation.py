@@ -43,7 +43,7 @@ def dice_loss(
     predictions: Float[ArrayLike, "..."],
     targets: Real[ArrayLike, "..."],
     *,
-    class_weights: Real[ArrayLike, " num_classes"] | None = None,
+    class_weights: Real[ArrayLike, " num_classes"] | Sequence[float] | None = None,
     smooth: ScalarLike = 1.0,
     alpha: ScalarLike = 0.5,
     beta: ScalarLike = 0.5,
@@ -77,8 +77,8 @@ def dice_loss(
         `[...]` for binary segmentation (then a sigmoid replaces the softmax).
     - `targets`: one-hot targets of the same shape, or binary targets of shape
         `[..., 1]` or `[...]`.
-    - `class_weights`: a weight per class, of shape `[num_classes]`; `None` weighs all
-        classes equally.
+    - `class_weights`: a weight per class, an array or a list of `num_classes`
+        numbers; `None` weighs all classes equally.
     - `smooth`: $s$, which avoids division by zero and smooths the gradient.
     - `alpha`: $\alpha$, the weight of false positives.
     - `beta`: $\beta$, the weight of false negatives.
@@ -150,7 +150,7 @@ def dice_loss(
     loss = 1.0 - numerator / denominator  # [..., num_classes]
 
     if class_weights is not None:
-        loss, class_weights = promote(loss, class_weights)
+        loss, class_weights = promote(loss, jnp.asarray(class_weights))
         loss = loss * jnp.broadcast_to(class_weights, loss.shape)
     if ignore_background and probs.shape[-1] > 1:
         loss = loss[..., 1:]
@@ -245,6 +245,12 @@ def binary_dice_loss(
     **Returns:**
 
     The losses, of shape `[batch]`.
+
+    ??? cite "References"
+
+        Milletari, Navab and Ahmadi, *V-Net: Fully Convolutional Neural Networks for
+        Volumetric Medical Image Segmentation*, 3DV 2016.
+        [arXiv:1606.04797](https://arxiv.org/abs/1606.04797)
     """
     predictions, targets = jnp.asarray(predictions), jnp.asarray(targets)
     if predictions.ndim == targets.ndim and predictions.shape[-1] != 1:

@@ -2,7 +2,7 @@
 
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, ArrayLike, Bool, Float, Int, Real
+from jaxtyping import Array, ArrayLike, Bool, Float, Integer, Real
 
 from .._custom_types import ScalarLike
 from ._common import promote, weighted_log, where_axis
@@ -97,6 +97,10 @@ def safe_softmax_cross_entropy(
     **Returns:**
 
     The cross-entropies, of shape `[...]`.
+
+    ??? cite "References"
+
+        [Cross-entropy](https://en.wikipedia.org/wiki/Cross-entropy), Wikipedia.
     """
     log_probs = jax.nn.log_softmax(jnp.asarray(logits), axis=-1)
     labels, log_probs = promote(labels, log_probs)
@@ -105,7 +109,7 @@ def safe_softmax_cross_entropy(
 
 def softmax_cross_entropy_with_integer_labels(
     logits: Float[ArrayLike, "..."],
-    labels: Int[ArrayLike, "..."],
+    labels: Integer[ArrayLike, "..."],
     axis: int | tuple[int, ...] = -1,
     where: Bool[ArrayLike, "..."] | None = None,
 ) -> Float[Array, "..."]:
@@ -138,6 +142,12 @@ def softmax_cross_entropy_with_integer_labels(
         labels = jnp.array([0, 1])
         loss = eqopt.losses.softmax_cross_entropy_with_integer_labels(logits, labels)
         ```
+
+    ??? cite "References"
+
+        [Cross-entropy](https://en.wikipedia.org/wiki/Cross-entropy) and
+        [multinomial logistic regression](https://en.wikipedia.org/wiki/Multinomial_logistic_regression),
+        Wikipedia.
     """
     logits = jnp.asarray(logits)
     labels = jnp.asarray(labels)

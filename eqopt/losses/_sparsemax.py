@@ -2,7 +2,7 @@
 
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, ArrayLike, Float, Int, Shaped
+from jaxtyping import Array, ArrayLike, Float, Integer, Shaped
 
 
 @jax.custom_jvp
@@ -63,7 +63,7 @@ def sparsemax_loss(
 
 
 def _multiclass_sparsemax_loss(
-    scores: Float[Array, " num_classes"], label: Int[Array, ""]
+    scores: Float[Array, " num_classes"], label: Integer[Array, ""]
 ) -> Float[Array, ""]:
     p = _projection_unit_simplex(scores)
     # The Fenchel conjugate of the Gini negentropy at `scores`, minus `scores[label]`.
@@ -73,7 +73,7 @@ def _multiclass_sparsemax_loss(
 
 def multiclass_sparsemax_loss(
     scores: Float[ArrayLike, "*#batch num_classes"],
-    labels: Int[ArrayLike, "*#batch"],
+    labels: Integer[ArrayLike, "*#batch"],
 ) -> Float[Array, "*#batch"]:
     r"""Multiclass sparsemax loss.
 
