@@ -76,7 +76,8 @@ def projection_simplex(tree: _In, scale: ScalarLike = 1) -> _Out:
         ℓ1-ball for learning in high dimensions*, ICML 2008.
     """
     check_value("projection_simplex", "scale", scale, POSITIVE)
-    values, unravel = ravel_pytree(as_float_arrays(tree))
+    with jax.numpy_dtype_promotion("standard"):  # leaves of mixed dtypes
+        values, unravel = ravel_pytree(as_float_arrays(tree))
     x = upcast(values)  # sort and cumulative sums in float32 or wider
     scale = jnp.asarray(scale).astype(x.dtype)
     return unravel((scale * _projection_unit_simplex(x / scale)).astype(values.dtype))

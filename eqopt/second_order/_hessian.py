@@ -12,21 +12,28 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
-from jaxtyping import Array, Inexact, PyTree
+from jaxtyping import Array, ArrayLike, Inexact, PyTree
 
 
 #: `loss(params, inputs, targets) -> scalar`, Optax's `LossFn`.
 LossFn = Callable[[Any, Any, Any], Inexact[Array, ""]]
 
 
+def _ravel(tree: PyTree) -> tuple[Inexact[Array, " n"], Callable]:
+    """`ravel_pytree`, for leaves of mixed dtypes also under strict promotion."""
+    with jax.numpy_dtype_promotion("standard"):
+        return ravel_pytree(tree)
+
+
 def _split(params: PyTree) -> tuple[Any, Any, Inexact[Array, " n"], Callable]:
     """The differentiable part of `params`, the rest, and the part as a flat vector."""
     diff, static = eqx.partition(params, eqx.is_inexact_array)
-    flat, unravel = ravel_pytree(diff)
+    flat, unravel = _ravel(diff)
     return diff, static, flat, unravel
 
 
-def _hvp(loss: LossFn, v: Array, params: Any, inputs: Any, targets: Any) -> Any:
+def _hvp(loss: LossFn, v: ArrayLike, params: Any, inputs: Any, targets: Any) -> Any:
+    v = jnp.asarray(v)
     diff, static, flat, unravel = _split(params)
     if v.shape != flat.shape:
         raise ValueError(
@@ -42,7 +49,7 @@ def _hvp(loss: LossFn, v: Array, params: Any, inputs: Any, targets: Any) -> Any:
 
 def hvp(
     loss: LossFn,
-    v: Inexact[Array, " n"],
+    v: Inexact[ArrayLike, " n"],
     params: PyTree,
     inputs: PyTree,
     targets: PyTree,
@@ -117,7 +124,7 @@ def hessian_diag(
     basis = jnp.eye(flat.size, dtype=flat.dtype)
 
     def diagonal_entry(e):
-        return jnp.vdot(e, ravel_pytree(_hvp(loss, e, params, inputs, targets))[0])
+        return jnp.vdot(e, _ravel(_hvp(loss, e, params, inputs, targets))[0])
 
     return jax.vmap(diagonal_entry)(basis)
 
@@ -162,4 +169,4 @@ def fisher_diag(
     grads = jax.grad(
         lambda p: negative_log_likelihood(eqx.combine(p, static), inputs, targets)
     )(diff)
-    return jnp.square(ravel_pytree(grads)[0])
+    return jnp.square(_ravel(grads)[0])
