@@ -106,7 +106,9 @@ def test_vmap_sweep_equals_separate_runs(case):
     swept = eqx.filter_jit(jax.vmap(run))(batched_opt)
     for i, h in enumerate(hs):
         separate = run(case.make(h))
-        assert_trees_allclose(jax.tree.map(lambda x: x[i], swept), separate)
+        # Batched and unbatched programs compile differently (fusion, reassociation);
+        # ill-conditioned cases (scale_by_stddev's variance) amplify that to ~2e-5.
+        assert_trees_allclose(jax.tree.map(lambda x: x[i], swept), separate, rtol=1e-4)
 
 
 def _meta_loss(loss, params, steps):
