@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, Integer, Real, Shaped
 
-from ._common import promote
+from ._common import default_float, promote, result_dtype
 
 
 def sigmoid_binary_cross_entropy(
@@ -171,6 +171,13 @@ def _label_scores(
     return jnp.where((labels >= 0) & (labels < num_classes), gathered, 0)
 
 
+def _upcast(scores: Float[ArrayLike, "..."]) -> Float[Array, "..."]:
+    """Scores in at least the default float dtype, where Optax's one-hot product puts
+    them (exactly: an upcast)."""
+    scores = jnp.asarray(scores)
+    return scores.astype(result_dtype(scores, default_float()))
+
+
 def _one_hot(
     labels: Integer[Array, "*#batch"], like: Float[Array, "*#batch n"]
 ) -> Array:
@@ -203,7 +210,11 @@ def multiclass_hinge_loss(
         [Hinge loss](https://en.wikipedia.org/wiki/Hinge_loss), Wikipedia.
     """
     scores, labels = jnp.asarray(scores), jnp.asarray(labels)
-    margins = scores + 1.0 - _one_hot(labels, scores)
+    # As in Optax: 1 is added in the scores' dtype, the one-hot product is in at least
+    # the default float dtype.
+    shifted = _upcast(scores + 1.0)
+    scores = _upcast(scores)
+    margins = shifted - _one_hot(labels, scores)
     return jnp.max(margins, axis=-1) - _label_scores(scores, labels)
 
 
@@ -231,5 +242,5 @@ def multiclass_perceptron_loss(
         Collins, *Discriminative Training Methods for Hidden Markov Models: Theory and
         Experiments with Perceptron Algorithms*, EMNLP 2002.
     """
-    scores, labels = jnp.asarray(scores), jnp.asarray(labels)
+    scores, labels = _upcast(scores), jnp.asarray(labels)
     return jnp.max(scores, axis=-1) - _label_scores(scores, labels)

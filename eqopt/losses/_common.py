@@ -2,10 +2,10 @@
 
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, ArrayLike, Bool, Inexact, Real
+from jaxtyping import Array, ArrayLike, Bool, DTypeLike, Inexact, Real
 
 
-def result_dtype(*xs: ArrayLike) -> jnp.dtype:
+def result_dtype(*xs: ArrayLike | DTypeLike) -> jnp.dtype:
     """The dtype that JAX's standard promotion gives `xs` together.
 
     This is the dtype Optax's losses compute in. Asking for it explicitly keeps eqopt's
@@ -14,6 +14,15 @@ def result_dtype(*xs: ArrayLike) -> jnp.dtype:
     """
     with jax.numpy_dtype_promotion("standard"):
         return jnp.result_type(*xs)
+
+
+def default_float() -> jnp.dtype:
+    """JAX's default floating dtype: float32, or float64 with `jax_enable_x64`.
+
+    Optax builds one-hot matrices and constants in it, so some of its losses return at
+    least this precision; eqopt's do the same.
+    """
+    return jnp.dtype(jax.dtypes.canonicalize_dtype(jnp.float64))
 
 
 def promote(*xs: ArrayLike) -> tuple[Array, ...]:

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, Integer, Real
 
 from .._custom_types import ScalarLike
-from ._common import result_dtype
+from ._common import default_float, result_dtype
 
 
 def ctc_loss_with_forward_probs(
@@ -81,7 +81,7 @@ def ctc_loss_with_forward_probs(
     labels = jnp.asarray(labels)
     batch_size, _, num_classes = logits.shape
     max_label_length = labels.shape[1]
-    dtype = result_dtype(logits, jnp.ones([]), log_epsilon)
+    dtype = result_dtype(logits, default_float(), log_epsilon)
     log_epsilon = jnp.asarray(log_epsilon, dtype)
 
     # Padded frames may hold anything (even inf): read them as zeros, so that neither

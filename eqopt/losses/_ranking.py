@@ -8,7 +8,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, ArrayLike, Bool, Float, Real
+from jaxtyping import Array, ArrayLike, Bool, Float, Real, Shaped
 
 from ._common import promote, weighted_log
 
@@ -32,7 +32,7 @@ def _safe_reduce(
 
 def ranking_softmax_loss(
     logits: Float[ArrayLike, "*batch list_size"],
-    labels: Real[ArrayLike, "*batch list_size"],
+    labels: Shaped[ArrayLike, "*batch list_size"],
     *,
     where: Bool[ArrayLike, "*batch list_size"] | None = None,
     weights: Real[ArrayLike, "*batch list_size"] | None = None,

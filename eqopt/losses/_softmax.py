@@ -2,7 +2,7 @@
 
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, ArrayLike, Bool, Float, Integer, Real
+from jaxtyping import Array, ArrayLike, Bool, Float, Integer, Shaped
 
 from .._custom_types import ScalarLike
 from ._common import promote, weighted_log, where_axis
@@ -23,7 +23,7 @@ def _canonical_axes(axis: int | tuple[int, ...], ndim: int) -> tuple[int, ...]:
 
 def softmax_cross_entropy(
     logits: Float[ArrayLike, "*#shape"],
-    labels: Real[ArrayLike, "*#shape"],
+    labels: Shaped[ArrayLike, "*#shape"],
     axis: Axis = -1,
     where: Bool[ArrayLike, "..."] | None = None,
 ) -> Float[Array, "..."]:
@@ -78,7 +78,7 @@ def softmax_cross_entropy(
 
 def safe_softmax_cross_entropy(
     logits: Float[ArrayLike, "*#batch num_classes"],
-    labels: Real[ArrayLike, "*#batch num_classes"],
+    labels: Shaped[ArrayLike, "*#batch num_classes"],
 ) -> Float[Array, "*#batch"]:
     r"""Softmax cross-entropy over the last axis, with $0 \log 0 = 0$.
 

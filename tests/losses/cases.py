@@ -31,6 +31,8 @@ class Case:
     # Optax's version cannot be differentiated on these inputs (it branches on values);
     # the gradient is then only checked to be finite.
     optax_differentiable: bool = True
+    # Cast the floating inputs to this dtype (the builders make float32).
+    dtype: Any = None
 
     def eqopt_fn(self) -> Callable:
         if self.name == "make_fenchel_young_loss":
@@ -44,7 +46,13 @@ class Case:
 
     def inputs(self) -> tuple[tuple[Any, ...], dict[str, Any]]:
         """The inputs, from a seed fixed by the case's id."""
-        return self.build(np.random.default_rng(zlib.crc32(self.id.encode())))
+        args, kwargs = self.build(np.random.default_rng(zlib.crc32(self.id.encode())))
+        if self.dtype is not None:
+            args = tuple(
+                x.astype(self.dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x
+                for x in args
+            )
+        return args, kwargs
 
 
 def quiet_deprecation(fn: Callable) -> Callable:
@@ -340,7 +348,7 @@ def _triplets(**kw):
 # ----------------------------------------------------------------------------------
 # The table.
 
-CASES = [
+_BFLOAT16_CASES = [
     # Regression.
     Case("squared_error", "squared_error", _pair()),
     Case("squared_error-no-targets", "squared_error", _single),
@@ -513,4 +521,19 @@ CASES = [
         "triplet_margin_loss",
         _triplets(margin=0.3, norm_degree=4),
     ),
+]
+
+# Low precision: Optax's dtype rules (a float32 one-hot product, float32 constants)
+# decide the output dtype, and eqopt follows them.
+_BFLOAT16 = [
+    "huber_loss-delta",
+    "softmax_cross_entropy",
+    "sigmoid_binary_cross_entropy",
+    "multiclass_hinge_loss",
+    "ctc_loss",
+]
+CASES = _BFLOAT16_CASES + [
+    dataclasses.replace(case, id=f"{case.id}-bfloat16", dtype=jnp.bfloat16)
+    for case in _BFLOAT16_CASES
+    if case.id in _BFLOAT16
 ]
