@@ -51,7 +51,7 @@ def ensure_environment() -> None:
 
 TASKS = {
     "demo": [["examples/quickstart.py"]],
-    "test": [["-m", "pytest"]],
+    "test": [["-m", "pytest", "-n", "2", "--dist", "worksteal"]],
     "lint": [["-m", "ruff", "check", "."], ["-m", "ruff", "format", "--check", "."]],
     "docs": [["-m", "mkdocs", "build", "--strict", "--quiet"]],
     "bench": [["benchmarks/bench_step.py"]],
