@@ -126,11 +126,13 @@ def score_function_jacobians(
     !!! example
 
         ```python
-        params = [jnp.ones(3), jnp.zeros(3)]
-        jacs = eqopt.monte_carlo.score_function_jacobians(
-            lambda x: jnp.sum(x**2), params, eqopt.utils.multi_normal,
-            jax.random.key(0), 1000)
-        grad_loc = jacs[0].mean(axis=0)  # about 2 * loc
+        def estimate(params, key):
+            return eqopt.monte_carlo.score_function_jacobians(
+                lambda x: jnp.sum(x**2), params, eqopt.utils.multi_normal, key, 1000
+            )
+
+        jacobians = jax.jit(estimate)([jnp.ones(3), jnp.zeros(3)], jax.random.key(0))
+        grad_loc = jacobians[0].mean(axis=0)  # about 2 * loc
         ```
     """
     return ScoreFunctionEstimator(num_samples)(function, params, dist_builder, rng)

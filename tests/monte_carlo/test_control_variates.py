@@ -39,10 +39,10 @@ class ControlVariate:
     id: str
     factory: Callable  # control_variate_from_function
     estimate_cv_coeffs: bool = False
-    # The estimators it is tested with (compiling each pair is slow on the CPU), and
-    # those whose variance it lowers (it leaves the others' alone).
-    estimators: tuple[str, ...] = ("score_function", "pathwise", "measure_valued")
-    helps: tuple[str, ...] = ("score_function", "pathwise", "measure_valued")
+    # The estimators it is tested with (compiling each pair is slow on the CPU): those
+    # whose variance it is meant to lower (the moving average changes only the score
+    # function's).
+    estimators: tuple[str, ...] = ("score_function", "pathwise")
 
 
 CONTROL_VARIATES = [
@@ -56,8 +56,7 @@ CONTROL_VARIATES = [
     ControlVariate(
         "moving_avg",
         mc.moving_avg_baseline,
-        estimators=("score_function", "pathwise"),
-        helps=("score_function",),
+        estimators=("score_function",),
     ),
 ]
 PAIRS = [
@@ -106,9 +105,7 @@ def test_unbiased(estimator, cv, function):
 
 @pytest.mark.parametrize("estimator, cv", PAIRS)
 def test_variance(estimator, cv):
-    """A control variate lowers the variance of the estimators it is meant for, and
-    leaves the others' alone (the moving average does nothing to the pathwise
-    estimator)."""
+    """A control variate lowers the variance of the estimators it is meant for."""
     coefficients = jnp.asarray([NEAR_QUADRATIC.get(f.id, 0.0) for f in FUNCTIONS])
     params = make_params("vector")
     key = jr.key(0, impl=FAST)
@@ -116,20 +113,16 @@ def test_variance(estimator, cv):
     plain = compiled_battery(estimator.id)(coefficients, params, key)
     for j_cv, j in zip(with_cv, plain):
         total_cv, total = float(jnp.var(j_cv, 0).sum()), float(jnp.var(j, 0).sum())
-        if estimator.id in cv.helps:
-            assert total_cv < 0.8 * total
-        else:
-            np.testing.assert_allclose(total_cv, total, rtol=1e-4)
+        assert total_cv < 0.5 * total
 
 
 def test_delta_method():
     """For a quadratic f (with cross terms), h = f and E h = E f; otherwise E h is the
     expansion's, f(mu) + sum sigma^2 f''(mu) / 2 (for log(x^2) at mu = 1 and
     sigma = e, -e^2 per coordinate: Optax's test case). Any event shape."""
-    vector, matrix = make_params("vector"), make_params("matrix")
+    matrix = make_params("matrix")
     cross = FUNCTIONS_BY_ID["cross_quadratic"]
     cases = [
-        (vector, cross.make((3,)), cross.expectation(*vector)),
         (matrix, cross.make((2, 2)), cross.expectation(*matrix)),
         (
             [jnp.ones(10), jnp.ones(10)],
@@ -273,9 +266,10 @@ def test_function_module_and_tuple_forms_agree():
         assert _jaxpr(form, params, key) == reference, form.__name__
 
 
-def test_scan_jit_vmap_grad():
-    """The moving-average state threads through `lax.scan` under `jit`; the whole
-    estimate vmaps over keys and differentiates in the parameters."""
+def test_jit_vmap_grad():
+    """With a stateful control variate: the estimate vmaps over keys and differentiates
+    in the parameters, inside `jit`. (Threading the state through `lax.scan` is in the
+    how-to, which `test_docs` runs.)"""
     f = FUNCTIONS_BY_ID["cos_of_sum"].make((3,))
     params = make_params("vector")
     estimator = mc.ControlVariatesEstimator(
@@ -284,26 +278,24 @@ def test_scan_jit_vmap_grad():
 
     @jax.jit
     def run(estimator, params, keys):
-        def step(state, key):
-            jacobians, state = estimator(params, multi_normal, key, state)
-            return state, jacobians[0].mean(0)
-
-        state, grads = jax.lax.scan(step, estimator.control_variate.init(), keys)
-        by_key, _ = jax.vmap(lambda k: estimator(params, multi_normal, k, state))(keys)
+        state = estimator.control_variate.init()
+        by_key, states = jax.vmap(lambda k: estimator(params, multi_normal, k, state))(
+            keys
+        )
 
         def total(p):
             jacobians, _ = estimator(p, multi_normal, keys[0], state)
             return sum(j.mean(0).sum() for j in jacobians)
 
-        return state, grads, by_key, jax.grad(total)(params)
+        return by_key, states, jax.grad(total)(params)
 
     keys = jr.split(jr.key(0, impl=FAST), 4)
-    state, grads, by_key, param_grads = run(estimator, params, keys)
-    assert isinstance(state, mc.MovingAverageBaselineState)
-    assert int(state.count) == 4
-    assert grads.shape == (4, 3)
+    by_key, states, param_grads = run(estimator, params, keys)
+    assert isinstance(states, mc.MovingAverageBaselineState)
+    assert states.value.shape == (4,) and np.all(np.asarray(states.count) == 1)
     assert by_key[0].shape == (4, 32, 3)
-    assert tree_isfinite((grads, by_key, param_grads))
+    assert not np.allclose(by_key[0][0], by_key[0][1])
+    assert tree_isfinite(param_grads)
 
 
 def test_coefficients_for_an_exact_control_variate():

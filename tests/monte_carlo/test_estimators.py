@@ -28,13 +28,18 @@ from .cases import (
     NUM_SAMPLES,
     one_hot,
     ONE_PER_CLASS,
-    PARAMS,
     true_gradients,
 )
 
 
 mc = eqopt.monte_carlo
 multi_normal = eqopt.utils.multi_normal
+# Shapes other than vectors: both kinds of broadcasting of `loc` against `log_scale`
+# (the estimators see only the event shape otherwise).
+SHAPES = ["broadcast", "broadcast_both"]
+# The score-function and pathwise estimators both get the broadcasting from `jacfwd`;
+# the measure-valued one sums over the broadcast axes itself.
+SHAPE_CASES = [ESTIMATOR_BY_ID["score_function"], ESTIMATOR_BY_ID["measure_valued"]]
 
 
 @ft.cache
@@ -42,7 +47,7 @@ def shape_battery(estimator_id):
     """Jacobians of `cos_of_sum` for every parameter shape, in one compilation."""
     estimator = ESTIMATOR_BY_ID[estimator_id]
     function = FUNCTIONS_BY_ID["cos_of_sum"]
-    shapes = [s for s in PARAMS if s != "vector"]
+    shapes = SHAPES
 
     @jax.jit
     def run(all_params, key):
@@ -69,8 +74,8 @@ def test_unbiased(estimator, function):
     assert_unbiased(jacobians, true_gradients(function, params))
 
 
-@pytest.mark.parametrize("shape", [s for s in PARAMS if s != "vector"])
-@pytest.mark.parametrize("estimator", ONE_PER_CLASS, ids=ids(ONE_PER_CLASS))
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("estimator", SHAPE_CASES, ids=ids(SHAPE_CASES))
 def test_unbiased_any_shape(estimator, shape):
     """Matrix-shaped and broadcasting `loc` / `log_scale`: one Jacobian per element."""
     params = make_params(shape)
@@ -139,59 +144,45 @@ def test_function_and_module_agree(estimator):
 
 
 @pytest.mark.parametrize("estimator", ONE_PER_CLASS, ids=ids(ONE_PER_CLASS))
-def test_jit_vmap(estimator):
-    """Under `jax.jit` (the Module itself an argument) and `jax.vmap` over a batch of
-    distributions, the estimates are those of unbatched calls; `jax.vmap` over keys
-    gives one independent estimate per key."""
+def test_jit_vmap_grad(estimator):
+    """Under `jax.jit` (the Module itself an argument), `jax.vmap` over a batch of
+    distributions gives the estimates of unbatched calls; and, for a fixed key, an
+    estimate is a differentiable function of the parameters: `jax.grad` through it is
+    finite and, where the samples move with the parameters, agrees with central finite
+    differences. (Over keys, `vmap` is tested in `test_control_variates`.)"""
     params = make_params("vector")
     f = FUNCTIONS_BY_ID["cos_of_sum"].make((3,))
     batch = [jnp.stack([p, p + 1]) for p in params]
-    # (The fast PRNG is not vmap-invariant, so the batch over keys is not compared with
-    # unbatched calls; threefry keys are, but compile too slowly here.)
-    key = jr.key(6, impl=FAST)
+    eps = 1e-2
+    steps = eps * jnp.concatenate([jnp.eye(3), -jnp.eye(3)])
 
     @jax.jit
     def run(module, batch, key):
         def one(loc, log_scale):
             return module(f, [loc, log_scale], multi_normal, key)
 
-        by_key = jax.vmap(lambda k: module(f, params, multi_normal, k))(jr.split(key))
-        # `lax.map` runs the unbatched computation, once per element.
-        return jax.vmap(one)(*batch), jax.lax.map(lambda a: one(*a), batch), by_key
+        def scalar(loc):
+            jacobians = one(loc, params[1])
+            weights = 1 + jnp.arange(3, dtype=loc.dtype)
+            return sum(jnp.sum(j.mean(0) * weights) for j in jacobians)
 
-    batched, expected, by_key = run(estimator.module(8), batch, key)
+        return (
+            jax.vmap(one)(*batch),
+            # `lax.map` runs the unbatched computation, once per element.
+            jax.lax.map(lambda a: one(*a), batch),
+            jax.grad(scalar)(params[0]),
+            jax.vmap(scalar)(params[0][None] + steps),
+        )
+
+    batched, expected, grad, values = run(
+        estimator.module(8), batch, jr.key(6, impl=FAST)
+    )
     assert [j.shape for j in batched] == [(2, 8, 3), (2, 8, 3)]
     assert_trees_allclose(batched, expected, rtol=1e-5, atol=1e-6)
-    assert [j.shape for j in by_key] == [(2, 8, 3), (2, 8, 3)]
-    assert not np.allclose(by_key[0][0], by_key[0][1])
-
-
-@pytest.mark.parametrize("estimator", ONE_PER_CLASS, ids=ids(ONE_PER_CLASS))
-def test_grad(estimator):
-    """For a fixed key an estimate is a differentiable function of the parameters:
-    `jax.grad` through it is finite and, where the samples move with the parameters,
-    agrees with central finite differences (float64)."""
-    with jax.enable_x64(True):
-        params = [jnp.asarray(p, jnp.float64) for p in make_params("vector")]
-        f = FUNCTIONS_BY_ID["cos_of_sum"].make((3,))
-        module = estimator.module(4)
-
-        def scalar(loc):
-            jacobians = module(f, [loc, params[1]], multi_normal, jr.key(7))
-            return sum(
-                jnp.sum(j.mean(0) * (1 + jnp.arange(j.shape[1], dtype=j.dtype)))
-                for j in jacobians
-            )
-
-        eps = 1e-6
-        steps = eps * jnp.concatenate([jnp.eye(3), -jnp.eye(3)])
-        grad, values = jax.jit(
-            lambda loc: (jax.grad(scalar)(loc), jax.vmap(scalar)(loc[None] + steps))
-        )(params[0])
-        assert np.all(np.isfinite(grad))
-        if estimator.follows_samples:
-            finite_differences = (values[:3] - values[3:]) / (2 * eps)
-            np.testing.assert_allclose(grad, finite_differences, rtol=1e-5, atol=1e-7)
+    assert np.all(np.isfinite(grad))
+    if estimator.follows_samples:
+        finite_differences = (values[:3] - values[3:]) / (2 * eps)
+        np.testing.assert_allclose(grad, finite_differences, rtol=2e-3, atol=2e-4)
 
 
 @pytest.mark.parametrize("estimator", ESTIMATORS, ids=ids(ESTIMATORS))
