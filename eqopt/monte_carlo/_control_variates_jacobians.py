@@ -154,7 +154,7 @@ class ControlVariatesEstimator(eqx.Module):
     eps: Float[Array, ""] = eqx.field(converter=as_scalar, default=1e-3)
 
     def __check_init__(self):
-        check_num_samples("control_variates_jacobians", self.estimator.num_samples)
+        # (`estimator` checks its own `num_samples`.)
         if self.estimate_cv_coeffs:
             check_num_samples(
                 "estimate_control_variate_coefficients",
