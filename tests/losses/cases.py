@@ -84,31 +84,39 @@ def compile_and_run(fn: Callable, *args):
 
 
 class Programs:
-    """Test programs (`id -> (fn, args)`), compiled together on first use.
+    """Test programs (`id -> (fn, args)`), compiled in chunks on first use.
 
-    One program holding every case compiles in about two thirds of the time of one
-    program per case. If the joint program cannot be built (a case fails to trace or
-    compile), each case is compiled on its own instead, so the failure shows in that
-    case's test only.
+    A program holding several cases compiles in about two thirds of the time of one
+    program per case. Chunks of consecutive cases keep that gain when pytest-xdist
+    shares a file's tests out between workers in runs of consecutive tests. If a
+    chunk cannot be built (a case fails to trace or compile), its cases are compiled
+    one by one instead, so the failure shows in that case's test only.
     """
 
-    def __init__(self, programs: dict[str, tuple[Callable, Any]]):
+    def __init__(self, programs: dict[str, tuple[Callable, Any]], chunk_size: int = 8):
+        ids = list(programs)
         self.programs = programs
-        self.results: dict[str, Any] | None = None
-        self.joint_failed = False
+        self.chunk_of = {id: n // chunk_size for n, id in enumerate(ids)}
+        self.chunks = [ids[n : n + chunk_size] for n in range(0, len(ids), chunk_size)]
+        self.results: dict[int, dict[str, Any] | None] = {}
+
+    def _compile_chunk(self, chunk: int) -> dict[str, Any] | None:
+        fns = {k: self.programs[k][0] for k in self.chunks[chunk]}
+        inputs = {k: self.programs[k][1] for k in self.chunks[chunk]}
+        try:
+            return compile_and_run(
+                lambda xs: {k: f(xs[k]) for k, f in fns.items()}, inputs
+            )
+        except Exception:
+            return None
 
     def run(self, id: str) -> Any:
-        if self.results is None and not self.joint_failed:
-            fns = {k: fn for k, (fn, _) in self.programs.items()}
-            inputs = {k: args for k, (_, args) in self.programs.items()}
-            try:
-                self.results = compile_and_run(
-                    lambda xs: {k: fn(xs[k]) for k, fn in fns.items()}, inputs
-                )
-            except Exception:
-                self.joint_failed = True
-        if self.results is not None:
-            return self.results[id]
+        chunk = self.chunk_of[id]
+        if chunk not in self.results:
+            self.results[chunk] = self._compile_chunk(chunk)
+        results = self.results[chunk]
+        if results is not None:
+            return results[id]
         fn, args = self.programs[id]
         return compile_and_run(fn, args)
 
