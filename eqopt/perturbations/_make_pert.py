@@ -49,7 +49,10 @@ class PerturbedFun(eqx.Module):
     Called as `perturbed(key, x)`; see `make_perturbed_fun` for the estimator. Its
     fields are named like the factory's arguments: `sigma` is a floating array leaf
     (differentiable, and changeable with `eqx.tree_at` without recompiling), while
-    `fun`, `num_samples` and `use_baseline` are static.
+    `fun`, `num_samples` and `use_baseline` are static. `noise` is a pytree field: an
+    eqopt distribution is a Module (without leaves); a plain object such as Optax's
+    `Normal()` is a non-array leaf, so pass such a `PerturbedFun` through
+    `eqx.filter_jit` rather than `jax.jit`.
     """
 
     fun: Callable = eqx.field(static=True)

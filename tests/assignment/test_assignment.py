@@ -63,7 +63,6 @@ BATCHES = {
     "square_5x5": _batch((5, 5), 0),
     "wide_4x6": _batch((4, 6), 1),
     "tall_5x4": _batch((5, 4), 2, extra_ties=[OPTAX_EXAMPLE]),
-    "column_5x1": _batch((5, 1), 3),
 }
 
 

@@ -144,16 +144,12 @@ def _fisher_diag_case(**kwargs):
 
 CASES = {
     "hvp": _hvp_case(),
-    "hessian_diag": _hessian_diag_case(),
     "hessian_diag_cross_entropy": _hessian_diag_case(loss=cross_entropy),
     "fisher_diag": _fisher_diag_case(loss=cross_entropy),
     # An Equinox model with non-array leaves (its activation functions): eqopt
     # differentiates its array leaves; Optax needs them partitioned out by hand.
     "hvp_equinox_model": _hvp_case(params=equinox_mlp, loss=equinox_loss),
     "hessian_diag_equinox_model": _hessian_diag_case(
-        params=equinox_mlp, loss=equinox_loss
-    ),
-    "fisher_diag_equinox_model": _fisher_diag_case(
         params=equinox_mlp, loss=equinox_loss
     ),
 }
