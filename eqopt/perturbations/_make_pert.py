@@ -43,10 +43,10 @@ def _sum_all(values: list[Array]) -> Array:
 
 
 class PerturbedFun(eqx.Module):
-    r"""A perturbed function, the Module built by
-    [`eqopt.perturbations.make_perturbed_fun`][].
+    r"""A perturbed function $x \mapsto \hat f_\sigma(x)$, as a Module.
 
-    Called as `perturbed(key, x)`; see `make_perturbed_fun` for the estimator. Its
+    Built by [`eqopt.perturbations.make_perturbed_fun`][], which describes the
+    estimator; called as `perturbed(key, x)`. Its
     fields are named like the factory's arguments: `sigma` is a floating array leaf
     (differentiable, and changeable with `eqx.tree_at` without recompiling), while
     `fun`, `num_samples` and `use_baseline` are static. `noise` is a pytree field: an
