@@ -9,6 +9,8 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
+import equinox as eqx
+import jax
 import jax.numpy as jnp
 import optax
 
@@ -33,11 +35,8 @@ class Case:
 
 
 def _mask(params):
-    # Decay only matrices (at least two dimensions), a typical use.
-    return {
-        k: (jnp.ndim(v[0]) >= 2 if isinstance(v, tuple) else jnp.ndim(v) >= 2)
-        for k, v in params.items()
-    }
+    # Decay only matrices (arrays with at least two dimensions), a typical use.
+    return jax.tree.map(lambda x: eqx.is_array(x) and x.ndim >= 2, params)
 
 
 # A schedule of every kind, each peaking around `h`: name -> (eqopt, optax) builders.

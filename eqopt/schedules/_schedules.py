@@ -9,6 +9,7 @@ are static Python ints, checked at construction.
 from collections.abc import Callable, Mapping, Sequence
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, Real
 
@@ -111,11 +112,13 @@ def _polynomial(
     steps = schedule.transition_steps
     if steps <= 0:
         return _broadcast(schedule.init_value, count)
+    with jax.numpy_dtype_promotion("standard"):  # explicit, whatever the config
+        dtype = jnp.result_type(schedule.init_value, schedule.end_value)
+    init, end = schedule.init_value.astype(dtype), schedule.end_value.astype(dtype)
     t = jnp.clip(jnp.asarray(count) - schedule.transition_begin, 0, steps)
-    frac = 1 - t / steps
-    frac = frac.astype(jnp.result_type(frac, schedule.init_value))
-    decay = frac if isinstance(power, int) else safe_pow(frac, power.astype(frac.dtype))
-    return (schedule.init_value - schedule.end_value) * decay + schedule.end_value
+    frac = 1 - t.astype(dtype) / steps
+    decay = frac if isinstance(power, int) else safe_pow(frac, power.astype(dtype))
+    return (init - end) * decay + end
 
 
 class CosineDecaySchedule(AbstractSchedule):
