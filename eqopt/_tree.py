@@ -172,6 +172,7 @@ def global_norm_squared(updates: Any) -> Inexact[Array, ""]:
     total = jnp.zeros((), jnp.float32)
     for g in leaves:
         s = jnp.sum(abs_sq(g))
-        dtype = jnp.promote_types(total.dtype, s.dtype)
+        with jax.numpy_dtype_promotion("standard"):  # explicit, whatever the config
+            dtype = jnp.promote_types(total.dtype, s.dtype)
         total = total.astype(dtype) + s.astype(dtype)
     return total
