@@ -91,7 +91,7 @@ def test_parity_with_optax(case):
         return pairs
 
     for updates, expected in run(params):
-        assert_trees_allclose(updates, expected, rtol=case.rtol)
+        assert_trees_allclose(updates, expected, rtol=case.rtol, atol=case.atol)
 
 
 @pytest.mark.parametrize("case", WITH_HYPERPARAMETER, ids=ids)
