@@ -15,7 +15,9 @@ import jax.tree_util as jtu
 import numpy as np
 from jaxtyping import Array, DTypeLike, Inexact
 
-from ._numerics import abs_sq
+from .tree_utils._casting import tree_cast_like
+from .tree_utils._constructors import tree_full_like, tree_zeros_like
+from .tree_utils._reductions import tree_norm
 
 
 def is_none(x: Any) -> bool:
@@ -137,9 +139,16 @@ def _check_shapes(flat, columns, updates, names) -> None:
                 )
 
 
+def _inexact_only(tree: Any) -> Any:
+    """`tree` with `None` at every leaf that is not an inexact array."""
+    return jax.tree.map(
+        lambda x: x if eqx.is_inexact_array(x) else None, tree, is_leaf=is_none
+    )
+
+
 def zeros_like_params(params: Any, dtype: DTypeLike | None = None) -> Any:
     """Zeros shaped like each inexact-array leaf of `params`; `None` elsewhere."""
-    return full_like_params(params, 0, dtype)
+    return tree_zeros_like(_inexact_only(params), dtype)
 
 
 def full_like_params(params: Any, value: Any, dtype: DTypeLike | None = None) -> Any:
@@ -147,32 +156,19 @@ def full_like_params(params: Any, value: Any, dtype: DTypeLike | None = None) ->
 
     The dtype is `dtype` if given, else the parameter's own.
     """
-
-    def fill(p):
-        if not eqx.is_inexact_array(p):
-            return None
-        return jnp.full_like(p, jnp.asarray(value).astype(dtype or p.dtype), dtype)
-
-    return jax.tree.map(fill, params, is_leaf=is_none)
+    # `jnp.asarray` first: a Python float is rounded to float32, then to the leaf dtype.
+    return tree_full_like(_inexact_only(params), jnp.asarray(value), dtype)
 
 
 def cast_like(tree: Any, reference: Any) -> Any:
     """Cast each array leaf of `tree` to the dtype of the matching leaf of `reference`."""
-    return jax.tree.map(
-        lambda x, r: None if x is None else x.astype(r.dtype),
-        tree,
-        reference,
-        is_leaf=is_none,
-    )
+    return tree_cast_like(tree, reference)
 
 
 def global_norm_squared(updates: Any) -> Inexact[Array, ""]:
-    r"""$\sum_i |g_i|^2$ over all array leaves, in float32 or wider."""
-    leaves = [upcast(g) for g in jax.tree.leaves(updates) if eqx.is_inexact_array(g)]
-    total = jnp.zeros((), jnp.float32)
-    for g in leaves:
-        s = jnp.sum(abs_sq(g))
-        with jax.numpy_dtype_promotion("standard"):  # explicit, whatever the config
-            dtype = jnp.promote_types(total.dtype, s.dtype)
-        total = total.astype(dtype) + s.astype(dtype)
+    r"""$\sum_i |g_i|^2$ over all inexact-array leaves, in float32 or wider."""
+    upcast_leaves = jax.tree.map(upcast, _inexact_only(updates))
+    total = tree_norm(upcast_leaves, squared=True)
+    if not jnp.issubdtype(total.dtype, jnp.inexact):  # no leaves: the integer 0
+        return jnp.zeros((), jnp.float32)
     return total

@@ -11,7 +11,7 @@ from typing import Any, no_type_check
 import jax.numpy as jnp
 from jaxtyping import ArrayLike, PyTree, Real
 
-from .._numerics import abs_sq
+from .._numerics import abs_sq, bias_correction
 from ._leaves import map_arrays
 
 
@@ -158,5 +158,9 @@ def tree_bias_correction(
     """
     # `jnp.asarray` does what Optax's `jax.jit` does to Python numbers: weakly typed
     # 0-d arrays, so `decay ** count` is an array even for Python inputs.
-    correction = 1 - jnp.asarray(decay) ** jnp.asarray(count)
+    decay, count = jnp.asarray(decay), jnp.asarray(count)
+    if jnp.issubdtype(count.dtype, jnp.integer):  # float ** int: an integer power
+        correction = bias_correction(decay, count)
+    else:
+        correction = 1 - decay**count
     return map_arrays(lambda m: m / correction.astype(m.dtype), moment)

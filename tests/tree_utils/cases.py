@@ -1,6 +1,6 @@
 """The table of `eqopt.tree_utils` helpers and their Optax oracles, shared by the tests.
 
-Each `Case` names a helper, builds its arguments from a PRNG key, and says what the
+Each `Case` names a helper, builds its arguments from a seed, and says what the
 helper does to a skipped leaf (`None` or a non-array), which the Equinox tests check:
 
 - `"keep"`: the first tree's leaf is returned as it is (leafwise maps);
@@ -16,11 +16,10 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import jax.random as jr
+import numpy as np
 import optax
 
 import eqopt
-
-from ..helpers import random_tree
 
 
 tu = eqopt.tree_utils
@@ -34,7 +33,7 @@ class Case:
     id: str
     fn: Callable[..., Any]
     oracle: Callable[..., Any]
-    build: Callable[[Any], tuple[tuple, dict]]  # key -> (args, kwargs)
+    build: Callable[[int], tuple[tuple, dict]]  # seed -> (args, kwargs)
     skipped: str = "keep"
     # Which positional arguments are pytrees (replaced by a model or its gradients
     # in the Equinox tests); the others (scalars, keys) are kept.
@@ -44,30 +43,58 @@ class Case:
     jit: bool = True
 
 
+# Inputs come from NumPy: no JAX operation (and so no compilation) to build them.
+
+
+def _leaf(rng, shape, dtype=jnp.float32):
+    return jnp.asarray(np.asarray(rng.normal(size=shape), np.float32).astype(dtype))
+
+
+def _tree(seed, dtype=jnp.float32):
+    """Three leaves: a matrix, a scalar and a 3-d array inside a tuple."""
+    rng = np.random.default_rng(seed)
+    return {
+        "w": _leaf(rng, (4, 3), dtype),
+        "scalar": _leaf(rng, (), dtype),
+        "nested": (_leaf(rng, (2, 2, 2), dtype),),
+    }
+
+
 def _trees(n, dtype=jnp.float32):
-    def build(key):
-        return tuple(random_tree(k, dtype) for k in jr.split(key, n))
+    def build(seed):
+        return tuple(_tree(1000 * seed + i, dtype) for i in range(n))
 
     return build
 
 
-def _complex_tree(key):
-    k1, k2 = jr.split(key)
-    re, im = random_tree(k1), random_tree(k2)
-    return jax.tree.map(lambda a, b: jax.lax.complex(a, b), re, im)
+def _numpy_map(fn, *trees):
+    return jax.tree.map(lambda *xs: jnp.asarray(fn(*map(np.asarray, xs))), *trees)
+
+
+def _complex_tree(seed):
+    re, im = _tree(seed), _tree(seed + 500)
+    return _numpy_map(lambda a, b: (a + 1j * b).astype(np.complex64), re, im)
 
 
 def _positive(tree):
-    return jax.tree.map(lambda x: jnp.abs(x) + 0.5, tree)
+    return _numpy_map(lambda x: np.abs(x) + np.float32(0.5), tree)
 
 
-def _mixed_dtypes(key):
-    tree = random_tree(key)
-    return {**tree, "w": tree["w"].astype(jnp.bfloat16), "b": tree["b"].astype("f2")}
+def _mixed_dtypes(seed):
+    tree = _numpy_map(lambda x: x, _tree(seed))
+    return {
+        **tree,
+        "w": _numpy_map(lambda x: x.astype(jnp.bfloat16), tree["w"]),
+        "nested": _numpy_map(lambda x: x.astype(np.float16), tree["nested"]),
+    }
 
 
-def _ints(key):
-    return jax.tree.map(lambda x: jnp.round(10 * x).astype(jnp.int32), random_tree(key))
+def _ints(seed):
+    return _numpy_map(lambda x: np.round(10 * x).astype(np.int32), _tree(seed))
+
+
+def _array(x, dtype=None):
+    return jnp.asarray(np.asarray(x, dtype))
 
 
 def _args(*args, **kwargs):
@@ -81,17 +108,25 @@ def _c(id, name, build, skipped="keep", tree_args=(0,)):
     )
 
 
-def _with_empty_leaf(key):
-    return {**random_tree(key), "empty": jnp.zeros((0, 3))}
+def _with_empty_leaf(seed):
+    return {**_tree(seed), "empty": _array(np.zeros((0, 3), np.float32))}
 
 
 X, XY, XYZ = _trees(1), _trees(2), _trees(3)
 
 
-def _small(key):
+def _fast_key(seed):
+    """A key whose sampling compiles fast (XLA's generator, not threefry).
+
+    The helpers treat every key type alike; `split_key_like-raw` keeps a threefry key.
+    """
+    return jr.key(seed, impl="unsafe_rbg")
+
+
+def _small(seed):
     """Two leaves, one a scalar: sampling is costly to compile, so keep it small."""
-    tree = random_tree(key)
-    return {"b": tree["b"], "scalar": tree["scalar"]}
+    tree = _tree(seed)
+    return {"w": tree["w"], "scalar": tree["scalar"]}
 
 
 CASES = [
@@ -116,7 +151,7 @@ CASES = [
     _c(
         "scale-array",
         "tree_scale",
-        lambda k: _args(jnp.asarray(-1.7), *X(k)),
+        lambda k: _args(_array(-1.7, np.float32), *X(k)),
         tree_args=(1,),
     ),
     _c(
@@ -126,17 +161,15 @@ CASES = [
         tree_args=(0, 2),
     ),
     _c("batch_shape", "tree_batch_shape", lambda k: _args(*X(k), (2, 3))),
-    _c("batch_shape-default", "tree_batch_shape", lambda k: _args(*X(k))),
     _c("conj", "tree_conj", lambda k: _args(_complex_tree(k))),
     _c("real", "tree_real", lambda k: _args(_complex_tree(k))),
     _c("clip", "tree_clip", lambda k: _args(*X(k), -0.5, 0.5)),
     _c("clip-max-only", "tree_clip", lambda k: _args(*X(k), max_value=0.1)),
-    _c("clip-none", "tree_clip", lambda k: _args(*X(k))),
     _c("where-true", "tree_where", lambda k: _args(True, *XY(k)), tree_args=(1, 2)),
     _c(
         "where-array",
         "tree_where",
-        lambda k: _args(jnp.asarray(False), *XY(k)),
+        lambda k: _args(_array(False), *XY(k)),
         tree_args=(1, 2),
     ),
     # Reductions.
@@ -144,14 +177,7 @@ CASES = [
     _c(
         "vdot-complex",
         "tree_vdot",
-        lambda k: _args(_complex_tree(k), _complex_tree(jr.fold_in(k, 1))),
-        "reduce",
-        (0, 1),
-    ),
-    _c(
-        "vdot-int",
-        "tree_vdot",
-        lambda k: _args(_ints(k), _ints(jr.fold_in(k, 1))),
+        lambda k: _args(_complex_tree(k), _complex_tree(k + 1)),
         "reduce",
         (0, 1),
     ),
@@ -168,29 +194,25 @@ CASES = [
     _c("max-empty-leaf", "tree_max", lambda k: _args(_with_empty_leaf(k)), "reduce"),
     _c("max-int", "tree_max", lambda k: _args(_ints(k)), "reduce"),
     _c("min", "tree_min", lambda k: _args(*X(k)), "reduce"),
-    _c("min-empty-leaf", "tree_min", lambda k: _args(_with_empty_leaf(k)), "reduce"),
     _c("min-empty-tree", "tree_min", lambda k: _args({}), "reduce"),
     _c("size", "tree_size", lambda k: _args(_with_empty_leaf(k)), "reduce"),
     _c(
         "allclose-close",
         "tree_allclose",
-        lambda k: _args(X(k)[0], jax.tree.map(lambda x: x * (1 + 1e-7), X(k)[0])),
+        lambda k: _args(
+            X(k)[0], _numpy_map(lambda x: x * np.float32(1 + 1e-7), X(k)[0])
+        ),
         "reduce",
         (0, 1),
     ),
     _c("allclose-far", "tree_allclose", lambda k: _args(*XY(k)), "reduce", (0, 1)),
     _c(
-        "allclose-tolerance",
-        "tree_allclose",
-        lambda k: _args(*XY(k), rtol=10.0, atol=5.0),
-        "reduce",
-        (0, 1),
-    ),
-    _c(
         "allclose-nan",
         "tree_allclose",
         lambda k: _args(
-            {"a": jnp.asarray(jnp.nan)}, {"a": jnp.asarray(jnp.nan)}, equal_nan=True
+            {"a": _array(np.nan, np.float32)},
+            {"a": _array(np.nan, np.float32)},
+            equal_nan=True,
         ),
         "reduce",
         (0, 1),
@@ -202,9 +224,11 @@ CASES = [
             lambda k, ord=ord, squared=squared: _args(*X(k), ord=ord, squared=squared),
             "reduce",
         )
-        for ord in (None, 1, 2, jnp.inf, "inf", "infinity")
+        for ord in (None, 1, 2, jnp.inf)
         for squared in (False, True)
     ],
+    _c("norm-ord=inf-str", "tree_norm", lambda k: _args(*X(k), "inf"), "reduce"),
+    _c("norm-ord=infinity", "tree_norm", lambda k: _args(*X(k), "infinity"), "reduce"),
     _c("norm-complex", "tree_norm", lambda k: _args(_complex_tree(k)), "reduce"),
     _c(
         "norm-complex-l1",
@@ -228,7 +252,6 @@ CASES = [
         "none",
     ),
     _c("ones_like", "tree_ones_like", lambda k: _args(_mixed_dtypes(k)), "none"),
-    _c("ones_like-dtype", "tree_ones_like", lambda k: _args(*X(k), "int32"), "none"),
     _c("full_like", "tree_full_like", lambda k: _args(*X(k), 0.1), "none"),
     _c(
         "full_like-bf16",
@@ -239,7 +262,7 @@ CASES = [
     _c(
         "full_like-dtype",
         "tree_full_like",
-        lambda k: _args(*X(k), jnp.asarray(0.3), jnp.float16),
+        lambda k: _args(*X(k), _array(0.3, np.float32), jnp.float16),
         "none",
     ),
     # Casting.
@@ -258,7 +281,7 @@ CASES = [
             f"dtype-{handler}",
             "tree_dtype",
             lambda k, handler=handler: _args(
-                {"a": jnp.ones(2, jnp.float16), "b": jnp.ones((), jnp.float32)},
+                {"a": _array([1, 1], np.float16), "b": _array(1, np.float32)},
                 handler,
             ),
             "reduce",
@@ -269,7 +292,7 @@ CASES = [
         "dtype-promote-int",
         "tree_dtype",
         lambda k: _args(
-            {"a": jnp.ones(2, jnp.int32), "b": jnp.ones(2, jnp.uint32)}, "promote"
+            {"a": _array([1, 2], np.int32), "b": _array([1, 2], np.uint32)}, "promote"
         ),
         "reduce",
     ),
@@ -282,7 +305,7 @@ CASES = [
             "moments",
             (0, 1),
         )
-        for order in (1, 2, 3.0)
+        for order in (1, 2.0)
     ],
     _c(
         "update_moment-bf16",
@@ -306,29 +329,29 @@ CASES = [
             "moments",
             (0, 1),
         )
-        for order in (1, 2, 3)
+        for order in (1, 3)
     ],
     *[
         _c(
             f"update_moment_per_elem_norm-complex-order={order}",
             "tree_update_moment_per_elem_norm",
             lambda k, order=order: _args(
-                _complex_tree(k), _positive(random_tree(k)), 0.9, order
+                _complex_tree(k), _positive(_tree(k)), 0.9, order
             ),
             "moments",
             (0, 1),
         )
-        for order in (1, 2, 3, 2.5)
+        for order in (2, 3, 2.5)
     ],
     _c(
         "bias_correction",
         "tree_bias_correction",
-        lambda k: _args(*X(k), 0.9, jnp.asarray(3)),
+        lambda k: _args(*X(k), 0.9, _array(3, np.int32)),
     ),
     _c(
         "bias_correction-bf16",
         "tree_bias_correction",
-        lambda k: _args(*_trees(1, jnp.bfloat16)(k), 0.999, jnp.asarray(10)),
+        lambda k: _args(*_trees(1, jnp.bfloat16)(k), 0.999, _array(10, np.int32)),
     ),
     _c(
         "bias_correction-python",
@@ -339,7 +362,7 @@ CASES = [
     _c(
         "split_key_like",
         "tree_split_key_like",
-        lambda k: _args(k, _small(k)),
+        lambda k: _args(_fast_key(k), _small(k)),
         "none",
         (1,),
     ),
@@ -350,24 +373,32 @@ CASES = [
         "none",
         (1,),
     ),
-    _c("random_like", "tree_random_like", lambda k: _args(k, _small(k)), "none", (1,)),
+    _c(
+        "random_like",
+        "tree_random_like",
+        lambda k: _args(_fast_key(k), _small(k)),
+        "none",
+        (1,),
+    ),
     _c(
         "random_like-uniform",
         "tree_random_like",
-        lambda k: _args(k, _small(k), jr.uniform, jnp.bfloat16),
+        lambda k: _args(_fast_key(k), _small(k), jr.uniform, jnp.bfloat16),
         "none",
         (1,),
     ),
     _c(
         "random_like-rademacher",
         "tree_random_like",
-        lambda k: _args(k, _ints(k)["nested"], jr.rademacher),
+        lambda k: _args(_fast_key(k), _ints(k)["nested"], jr.rademacher),
         "none",
         (1,),
     ),
     _c(
         "unwrap_random_key_data",
         "tree_unwrap_random_key_data",
-        lambda k: _args({"key": k, "keys": jr.split(k, 3), "x": X(k)[0]["w"]}),
+        lambda k: _args(
+            {"key": jr.key(k), "keys": jr.split(jr.key(k), 3), "x": X(k)[0]["w"]}
+        ),
     ),
 ]

@@ -25,7 +25,8 @@ tu = eqopt.tree_utils
 
 @ft.cache
 def mlp(seed: int) -> eqx.nn.MLP:
-    return eqx.nn.MLP(3, 2, 4, 2, key=jr.key(seed))
+    # Depth 0: one linear layer (two arrays) and two activation functions.
+    return eqx.nn.MLP(3, 2, 4, 0, key=jr.key(seed))
 
 
 @ft.cache
@@ -49,17 +50,21 @@ def arrays_only(tree):
 
 # One case per helper (its first row), in each way of filling the tree arguments.
 FIRST = list({case.fn: case for case in reversed(CASES)}.values())[::-1]
-VARIANTS = [
-    (case, variant)
-    for case in FIRST
-    for variant in ("model", "grads", "model+frozen-grads")
-    if variant != "model+frozen-grads"
-    or (len(case.tree_args) > 1 and case.fn is not tu.tree_allclose)
-]
 
 
-def _fill(case, variant, key):
-    args, kwargs = case.build(key)
+def _variants(case):
+    """Every helper on models and on gradients (`None` at activations); helpers of
+    several trees on a model with frozen gradients (`None` at some arrays, too)."""
+    if len(case.tree_args) == 1 or case.fn is tu.tree_allclose:
+        return ("model", "grads")
+    return ("model", "model+frozen-grads")
+
+
+VARIANTS = [(case, variant) for case in FIRST for variant in _variants(case)]
+
+
+def _fill(case, variant, seed):
+    args, kwargs = case.build(seed)
     args = list(args)
     for n, i in enumerate(case.tree_args):
         if variant == "grads":
@@ -118,7 +123,7 @@ def check_on_trees(case, args, kwargs, expect_skipped=True):
     "case, variant", VARIANTS, ids=[f"{c.id}-{v}" for c, v in VARIANTS]
 )
 def test_on_equinox_trees(case, variant):
-    args, kwargs = _fill(case, variant, jr.key(0))
+    args, kwargs = _fill(case, variant, 0)
     # Every case has a skipped leaf here: the activation functions or their `None`s.
     check_on_trees(case, args, kwargs, expect_skipped=True)
 

@@ -72,7 +72,7 @@ def run_both(case, args, kwargs, oracle_args=None):
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
 def test_matches_optax(case):
-    args, kwargs = case.build(jr.key(0))
+    args, kwargs = case.build(0)
     result = run_both(case, args, kwargs)
     assert result is not None, "Optax raised"
     assert_same(*result)
@@ -87,7 +87,7 @@ EAGER = ["add", "norm-ord=1-squared=True", "sum-empty", "dtype-promote", "cast"]
     "case", [c for c in CASES if c.id in EAGER], ids=lambda c: c.id
 )
 def test_matches_optax_eagerly(case):
-    args, kwargs = case.build(jr.key(1))
+    args, kwargs = case.build(1)
     actual = case.fn(*args, **kwargs)
     with jax.numpy_dtype_promotion("standard"):
         expected = case.oracle(*args, **kwargs)
@@ -168,7 +168,7 @@ def test_deprecated_names_warn_and_match(name, getkey):
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
 def test_table_lists_every_tree_argument(case):
     """The Equinox and property tests replace exactly the `tree_args`: all of them."""
-    args, _ = case.build(jr.key(0))
+    args, _ = case.build(0)
 
     def is_tree(a):
         if isinstance(a, dict) and not a:  # the empty tree of some rows
