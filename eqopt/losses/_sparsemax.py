@@ -4,30 +4,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, Integer, Shaped
 
-
-@jax.custom_jvp
-def _projection_unit_simplex(values: Float[Array, " n"]) -> Float[Array, " n"]:
-    r"""Euclidean projection onto $\{p \ge 0, \sum_i p_i = 1\}$ (sparsemax).
-
-    The sort-based algorithm of Held, Wolfe and Crowder (1974), as in Optax's
-    `optax.projections.projection_simplex`.
-    """
-    n = values.shape[0]
-    u = jnp.sort(values)[::-1]
-    cumsum_u = jnp.cumsum(u)
-    ind = jnp.arange(1, n + 1, dtype=values.dtype)
-    support_size = jnp.count_nonzero(1 / ind + (u - cumsum_u / ind) > 0)
-    k = support_size.astype(values.dtype)
-    return jax.nn.relu(1 / k + (values - cumsum_u[support_size - 1] / k))
-
-
-@_projection_unit_simplex.defjvp
-def _projection_unit_simplex_jvp(primals, tangents):
-    (values,), (values_dot,) = primals, tangents
-    p = _projection_unit_simplex(values)
-    support = (p > 0).astype(values.dtype)
-    size = jnp.sum(support)
-    return p, support * values_dot - (jnp.dot(support, values_dot) / size) * support
+from ..projections._simplex import projection_unit_simplex
 
 
 def sparsemax_loss(
@@ -65,7 +42,7 @@ def sparsemax_loss(
 def _multiclass_sparsemax_loss(
     scores: Float[Array, " num_classes"], label: Integer[Array, ""]
 ) -> Float[Array, ""]:
-    p = _projection_unit_simplex(scores)
+    p = projection_unit_simplex(scores)
     # The Fenchel conjugate of the Gini negentropy at `scores`, minus `scores[label]`.
     shifted = (scores - scores[label]).at[label].set(0.0)
     return jnp.dot(p, jnp.where(p != 0, shifted, 0)) + 0.5 * (1 - jnp.dot(p, p))

@@ -15,7 +15,7 @@ _Out = PyTree[Shaped[Array, "?*shape"], " T"]
 
 
 @jax.custom_jvp
-def _projection_unit_simplex(values: Float[Array, " n"]) -> Float[Array, " n"]:
+def projection_unit_simplex(values: Float[Array, " n"]) -> Float[Array, " n"]:
     r"""Projection of a vector onto $\{p \ge 0, \sum_i p_i = 1\}$.
 
     With $u$ the entries sorted in decreasing order and
@@ -31,11 +31,11 @@ def _projection_unit_simplex(values: Float[Array, " n"]) -> Float[Array, " n"]:
     return jax.nn.relu(1 / rho_float + (values - cumsum_u[rho - 1] / rho_float))
 
 
-@_projection_unit_simplex.defjvp
-def _projection_unit_simplex_jvp(primals, tangents):
+@projection_unit_simplex.defjvp
+def projection_unit_simplex_jvp(primals, tangents):
     # On the support S of the projection, the Jacobian is I - 1 1ᵀ / |S|; zero off it.
     (values,), (dvalues,) = primals, tangents
-    p = _projection_unit_simplex(values)
+    p = projection_unit_simplex(values)
     support = (p > 0).astype(dvalues.dtype)
     size = jnp.sum(support)  # at least 1, since p sums to 1
     dp = support * dvalues - (jnp.vdot(support, dvalues) / size) * support
@@ -80,7 +80,7 @@ def projection_simplex(tree: _In, scale: ScalarLike = 1) -> _Out:
         values, unravel = ravel_pytree(as_float_arrays(tree))
     x = upcast(values)  # sort and cumulative sums in float32 or wider
     scale = jnp.asarray(scale).astype(x.dtype)
-    return unravel((scale * _projection_unit_simplex(x / scale)).astype(values.dtype))
+    return unravel((scale * projection_unit_simplex(x / scale)).astype(values.dtype))
 
 
 def _sign_or_one(x: Array) -> Array:
