@@ -10,7 +10,8 @@
 
 The first call creates `.venv/` and installs eqopt with its extras, at the versions
 recorded in `constraints.txt`; later calls reinstall only when `pyproject.toml` or
-`constraints.txt` change. Extra arguments are passed on (e.g. `dev.py test -k adam`).
+`constraints.txt` change. Extra arguments are passed to each of the task's commands
+(e.g. `dev.py test -k adam`, `dev.py bench --quick`).
 """
 
 import hashlib
@@ -54,7 +55,11 @@ TASKS = {
     "test": [["-m", "pytest", "-n", "2", "--dist", "worksteal"]],
     "lint": [["-m", "ruff", "check", "."], ["-m", "ruff", "format", "--check", "."]],
     "docs": [["-m", "mkdocs", "build", "--strict", "--quiet"]],
-    "bench": [["benchmarks/bench_step.py"]],
+    "bench": [
+        ["benchmarks/bench_step.py"],
+        ["benchmarks/bench_sweep.py"],
+        ["benchmarks/bench_memory.py"],
+    ],
     "examples": [
         ["examples/quickstart.py", "--steps", "60"],
         ["examples/variational_inference.py", "--steps", "60"],
@@ -69,9 +74,8 @@ def main() -> None:
     task, extra = sys.argv[1], sys.argv[2:]
     ensure_environment()
     os.environ.setdefault("NO_MKDOCS_2_WARNING", "1")
-    for i, command in enumerate(TASKS[task]):
-        last = i == len(TASKS[task]) - 1
-        run(PYTHON, *command, *(extra if last else ()))
+    for command in TASKS[task]:
+        run(PYTHON, *command, *extra)
 
 
 if __name__ == "__main__":

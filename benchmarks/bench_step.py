@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 import jax.random as jr
 import optax
+from common import header, median_time
 
 import eqopt
 
@@ -33,15 +34,6 @@ OPTIMISERS = {
     "sgd+momentum": (lambda: eqopt.sgd(1e-2, 0.9), lambda: optax.sgd(1e-2, 0.9)),
     "rmsprop": (lambda: eqopt.rmsprop(1e-3), lambda: optax.rmsprop(1e-3)),
 }
-
-
-def median_time(fn, repeats):
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(fn())
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def large_params(n_leaves=100, total=10_000_000):
@@ -208,9 +200,7 @@ def main():
     parser.add_argument("--quick", action="store_true", help="few repeats (smoke run)")
     args = parser.parse_args()
     repeats = 3 if args.quick else 15
-    print(
-        f"jax {jax.__version__}, optax {optax.__version__}, device {jax.devices()[0]}"
-    )
+    header()
     bench_large_step(repeats)
     bench_mlp(repeats)
     bench_compile(max(3, repeats // 3))

@@ -5,7 +5,11 @@ that reaches zero) put `sqrt`, `x ** p` or a division at a point where its deriv
 infinite. In a hypergradient that infinity meets a zero tangent and gives `0 * inf = NaN`.
 The functions here return the textbook value in the forward pass and, at those points,
 use the one-sided limit that makes the chain rule come out right: the zero tangent wins.
+
+They run once per leaf while tracing, so they are `@no_type_check` (see `_tree.py`).
 """
+
+from typing import no_type_check
 
 import jax
 import jax.numpy as jnp
@@ -13,6 +17,7 @@ from jaxtyping import Array, ArrayLike, Inexact, Int
 
 
 @jax.custom_jvp
+@no_type_check
 def safe_sqrt(x: Inexact[ArrayLike, "*shape"]) -> Inexact[Array, "*shape"]:
     r"""$\sqrt{x}$, with derivative $\frac{1}{2\sqrt{x}}$ for $x > 0$ and $0$ at $x = 0$."""
     return jnp.sqrt(x)
@@ -27,6 +32,7 @@ def _safe_sqrt_jvp(primals, tangents):
 
 
 @jax.custom_jvp
+@no_type_check
 def safe_pow(x: Inexact[ArrayLike, "*shape"], p: Inexact[ArrayLike, ""]) -> Array:
     r"""$x^p$ for $x \ge 0$, whose derivative in $p$ ($x^p \log x$) is $0$ at $x = 0$."""
     return x**p
@@ -43,11 +49,13 @@ def _safe_pow_jvp(primals, tangents):
     return y, dx * tx + dp * tp
 
 
+@no_type_check
 def abs_sq(x: Inexact[Array, "*shape"]) -> Inexact[Array, "*shape"]:
     """$|x|^2$, real for complex `x`."""
     return (x * x.conj()).real if jnp.iscomplexobj(x) else x * x
 
 
+@no_type_check
 def safe_increment(count: Int[Array, ""]) -> Int[Array, ""]:
     """`count + 1`, saturating at the largest value of the dtype instead of wrapping."""
     max_value = jnp.iinfo(count.dtype).max
@@ -55,6 +63,7 @@ def safe_increment(count: Int[Array, ""]) -> Int[Array, ""]:
 
 
 @jax.custom_jvp
+@no_type_check
 def int_pow(x: Inexact[Array, "*shape"], n: Int[Array, ""]) -> Inexact[Array, "*shape"]:
     """$x^n$ for an integer array $n$, computed as Optax does (an integer power).
 
@@ -71,6 +80,7 @@ def _int_pow_jvp(primals, tangents):
     return jax.lax.pow(x, n), n_float * jax.lax.pow(x, n - 1) * tx
 
 
+@no_type_check
 def bias_correction(decay: Array, count: Int[Array, ""]) -> Array:
     r"""$1 - \beta^t$, the factor that debiases an exponential moving average."""
     return 1 - int_pow(decay, count)

@@ -3,10 +3,14 @@
 Gradients from `eqx.filter_grad` hold `None` wherever a model has a non-array leaf (an
 activation function, an int, `None`). Every helper here treats such a leaf as "no
 gradient": it passes through untouched and its state (also `None`) is left alone.
+
+The helpers called once per leaf or per tree node while tracing are `@no_type_check`:
+the public `init`/`update` calling them are checked, and a jaxtyping + beartype wrapper
+on every leaf would add milliseconds to every trace.
 """
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, no_type_check
 
 import equinox as eqx
 import jax
@@ -20,10 +24,12 @@ from .tree_utils._constructors import tree_full_like, tree_zeros_like
 from .tree_utils._reductions import tree_norm
 
 
+@no_type_check
 def is_none(x: Any) -> bool:
     return x is None
 
 
+@no_type_check
 def compute_dtype(x: Array) -> np.dtype:
     """The dtype arithmetic on `x` is done in: its own, but at least float32.
 
@@ -36,14 +42,28 @@ def compute_dtype(x: Array) -> np.dtype:
     return dtype
 
 
+@no_type_check
 def upcast(x: Array) -> Array:
     """`x` in its compute dtype."""
-    return x.astype(compute_dtype(x))
+    dtype = compute_dtype(x)
+    return x if x.dtype == dtype else x.astype(dtype)
 
 
+@no_type_check
 def like(value: Any, x: Array) -> Array:
     """A hyperparameter (or any scalar) cast to the dtype of `x`."""
     return jnp.asarray(value).astype(x.dtype)
+
+
+@no_type_check
+def cast(dtype: DTypeLike, *values: Any) -> tuple[Array, ...]:
+    """Hyperparameters (or any scalars) as arrays of `dtype`.
+
+    Transformations cast their hyperparameters once per leaf dtype (with
+    `functools.cache`), not once per leaf, so that tracing a tree of many leaves does
+    not repeat the same scalar arithmetic.
+    """
+    return tuple(jnp.asarray(v).astype(dtype) for v in values)
 
 
 def _paths(tree: Any) -> list[str]:
@@ -78,6 +98,7 @@ def structure_mismatch(names: tuple[str, ...], trees: tuple[Any, ...]) -> ValueE
     return ValueError(f"Trees {names} have different structures.")
 
 
+@no_type_check
 def map_leaves(
     fn: Callable[..., tuple[Any, ...]],
     updates: Any,
@@ -86,9 +107,11 @@ def map_leaves(
 ) -> tuple[Any, ...]:
     """Apply `fn(g, *o) -> (g', *o')` to every leaf `g` of `updates` that is an array.
 
-    Where `g` is `None` or not an inexact array, `(g, *o)` is returned unchanged: no
-    gradient, no update, no change of state. The trees in `others` must have the
-    structure of `updates`, except that they may hold anything at its `None` leaves.
+    Where `g` is `None` or not an array, `(g, *o)` is returned unchanged: no gradient,
+    no update, no change of state. The trees in `others` must have the structure of
+    `updates`, except that they may hold anything at its `None` leaves. Errors name the
+    path of the first offending leaf: a different structure or shape is a `ValueError`,
+    an integer array in `updates` a `TypeError`.
 
     **Arguments:**
 
@@ -113,7 +136,7 @@ def map_leaves(
                 raise structure_mismatch((names[0], name), (updates, tree)) from e
         raise
     flat = treedef.flatten_up_to(updates)
-    _check_shapes(flat, columns, updates, names)
+    _check_leaves(flat, columns, updates, names)
     outs = [
         fn(g, *rest) if eqx.is_inexact_array(g) else (g, *rest)
         for g, *rest in zip(flat, *columns)
@@ -122,20 +145,29 @@ def map_leaves(
     return tuple(treedef.unflatten([out[i] for out in outs]) for i in range(n))
 
 
-def _check_shapes(flat, columns, updates, names) -> None:
-    """Raise a `ValueError` naming the path of the first leaf whose shapes disagree."""
+@no_type_check
+def _check_leaves(flat, columns, updates, names) -> None:
+    """Raise an error naming the path of the first leaf of `updates` that is an integer
+    array, or whose shape differs from that of the matching leaf of another tree."""
+    first = names[0] if names else "updates"
     for i, g in enumerate(flat):
-        if not eqx.is_inexact_array(g):
+        if not eqx.is_array(g):
             continue
+        if not eqx.is_inexact_array(g):
+            raise TypeError(
+                f"`{first}` has a {g.dtype} array at path "
+                f"`{_paths(updates)[i] or '<root>'}`; "
+                "gradients and updates must be floating-point arrays (or `None`, "
+                "which `eqx.filter_grad` gives for integer leaves)."
+            )
         for j, column in enumerate(columns):
             other = column[i]
             if eqx.is_array(other) and other.shape != g.shape:
-                paths = _paths(updates)
                 name = names[j + 1] if len(names) > j + 1 else f"tree {j}"
                 raise ValueError(
-                    f"Shape mismatch at path `{paths[i] or '<root>'}`: "
-                    f"`{names[0] if names else 'updates'}` has shape {g.shape} but "
-                    f"`{name}` has shape {other.shape}."
+                    f"Shape mismatch at path `{_paths(updates)[i] or '<root>'}`: "
+                    f"`{first}` has shape {g.shape} but `{name}` has shape "
+                    f"{other.shape}."
                 )
 
 

@@ -30,6 +30,8 @@ def apply_updates(params: Params, updates: Updates) -> Params:
     def add(u, p):
         if not eqx.is_inexact_array(p):
             return u, p
+        if u.dtype == p.dtype:
+            return u, p + u
         with jax.numpy_dtype_promotion("standard"):  # explicit, whatever the config
             dtype = jnp.promote_types(p.dtype, u.dtype)
         return u, (p.astype(dtype) + u.astype(dtype)).astype(p.dtype)

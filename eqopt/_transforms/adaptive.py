@@ -1,6 +1,7 @@
 """Adaptive scalings: Adam, RMS and standard-deviation preconditioning."""
 
-from typing import Any
+import functools as ft
+from typing import Any, no_type_check
 
 import equinox as eqx
 import jax.numpy as jnp
@@ -11,17 +12,25 @@ from .._checks import check_hyperparameters, NONNEGATIVE, UNIT, UNIT_CLOSED
 from .._custom_types import Count, Moments, Params, Updates
 from .._hyperparams import as_scalar
 from .._numerics import abs_sq, bias_correction, safe_increment, safe_sqrt
-from .._tree import full_like_params, like, map_leaves, upcast, zeros_like_params
+from .._tree import (
+    cast,
+    full_like_params,
+    like,
+    map_leaves,
+    upcast,
+    zeros_like_params,
+)
 
 
 def _zero_count() -> Count:
     return jnp.zeros([], jnp.int32)
 
 
+@no_type_check  # once per leaf: see `eqopt._tree`
 def ema(decay: Array, moment: Array, value: Array) -> Array:
     r"""$m \leftarrow (1 - \beta)\, x + \beta\, m$, in the dtype of `value`."""
     decay = like(decay, value)
-    return (1 - decay) * value + decay * upcast(moment).astype(value.dtype)
+    return (1 - decay) * value + decay * moment.astype(value.dtype)
 
 
 class ScaleByAdamState(eqx.Module):
@@ -101,20 +110,27 @@ class ScaleByAdam(GradientTransformation):
     ) -> tuple[Updates, ScaleByAdamState]:
         count = safe_increment(state.count)
 
+        @ft.cache  # once per leaf dtype, not once per leaf
+        def scalars(dtype):
+            b1, b2, eps, eps_root = cast(
+                dtype, self.b1, self.b2, self.eps, self.eps_root
+            )
+            c1, c2 = bias_correction(b1, count), bias_correction(b2, count)
+            next_c1 = (
+                bias_correction(b1, safe_increment(count)) if self.nesterov else None
+            )
+            return b1, b2, eps, eps_root, c1, c2, next_c1
+
         def rule(g, mu, nu):
             x = upcast(g)
-            b1 = like(self.b1, x)
+            b1, b2, eps, eps_root, c1, c2, next_c1 = scalars(x.dtype)
             mu_new = ema(b1, mu, x)
-            nu_new = ema(self.b2, nu, abs_sq(x))
+            nu_new = ema(b2, nu, abs_sq(x))
             if self.nesterov:
-                mu_hat = b1 * mu_new / bias_correction(b1, safe_increment(count)) + (
-                    1 - b1
-                ) * x / bias_correction(b1, count)
+                mu_hat = b1 * mu_new / next_c1 + (1 - b1) * x / c1
             else:
-                mu_hat = mu_new / bias_correction(b1, count)
-            nu_hat = nu_new / bias_correction(like(self.b2, nu_new), count)
-            root = safe_sqrt(nu_hat + like(self.eps_root, nu_hat))
-            u = mu_hat / (root + like(self.eps, root))
+                mu_hat = mu_new / c1
+            u = mu_hat / (safe_sqrt(nu_new / c2 + eps_root) + eps)
             return u.astype(g.dtype), mu_new.astype(mu.dtype), nu_new.astype(nu.dtype)
 
         updates, mu, nu = map_leaves(
@@ -138,10 +154,21 @@ class ScaleByRmsWithCountState(eqx.Module):
 
 def _rescale(x: Array, variance: Array, eps: Array, eps_in_sqrt: bool) -> Array:
     r"""$x / \sqrt{\sigma^2 + \varepsilon}$, or $x / (\sqrt{\sigma^2} + \varepsilon)$."""
-    eps = like(eps, variance)
     if eps_in_sqrt:
         return x * (1 / safe_sqrt(variance + eps))
     return x * (1 / (safe_sqrt(variance) + eps))
+
+
+def _rms_scalars(opt: "ScaleByRMS | ScaleByStddev", count: Count):
+    """`dtype -> (decay, eps, bias correction or None)`, computed once per leaf dtype."""
+
+    @ft.cache
+    def scalars(dtype):
+        decay, eps = cast(dtype, opt.decay, opt.eps)
+        correction = bias_correction(decay, count) if opt.bias_correction else None
+        return decay, eps, correction
+
+    return scalars
 
 
 class ScaleByRMS(GradientTransformation):
@@ -193,14 +220,14 @@ class ScaleByRMS(GradientTransformation):
         **extra_args: Any,
     ) -> tuple[Updates, ScaleByRmsState | ScaleByRmsWithCountState]:
         count = safe_increment(getattr(state, "count", _zero_count()))
+        scalars = _rms_scalars(self, count)
 
         def rule(g, nu):
             x = upcast(g)
-            nu_new = ema(self.decay, nu, abs_sq(x))
-            nu_hat = nu_new
-            if self.bias_correction:
-                nu_hat = nu_new / bias_correction(like(self.decay, nu_new), count)
-            u = _rescale(x, nu_hat, self.eps, self.eps_in_sqrt)
+            decay, eps, correction = scalars(x.dtype)
+            nu_new = ema(decay, nu, abs_sq(x))
+            nu_hat = nu_new / correction if self.bias_correction else nu_new
+            u = _rescale(x, nu_hat, eps, self.eps_in_sqrt)
             return u.astype(g.dtype), nu_new.astype(nu.dtype)
 
         updates, nu = map_leaves(rule, updates, state.nu, names=("updates", "state.nu"))
@@ -278,17 +305,17 @@ class ScaleByStddev(GradientTransformation):
         **extra_args: Any,
     ) -> tuple[Updates, ScaleByRStdDevState | ScaleByRStdDevWithCountState]:
         count = safe_increment(getattr(state, "count", _zero_count()))
+        scalars = _rms_scalars(self, count)
 
         def rule(g, mu, nu):
             x = upcast(g)
-            mu_new = ema(self.decay, mu, x)
-            nu_new = ema(self.decay, nu, abs_sq(x))
+            decay, eps, correction = scalars(x.dtype)
+            mu_new = ema(decay, mu, x)
+            nu_new = ema(decay, nu, abs_sq(x))
             mu_hat, nu_hat = mu_new, nu_new
             if self.bias_correction:
-                correction = bias_correction(like(self.decay, nu_new), count)
-                mu_hat = mu_new / correction.astype(mu_new.dtype)
-                nu_hat = nu_new / correction
-            u = _rescale(x, nu_hat - abs_sq(mu_hat), self.eps, self.eps_in_sqrt)
+                mu_hat, nu_hat = mu_new / correction, nu_new / correction
+            u = _rescale(x, nu_hat - abs_sq(mu_hat), eps, self.eps_in_sqrt)
             return u.astype(g.dtype), mu_new.astype(mu.dtype), nu_new.astype(nu.dtype)
 
         names = ("updates", "state.mu", "state.nu")

@@ -1,5 +1,6 @@
 """Momentum."""
 
+import functools as ft
 from typing import Any
 
 import equinox as eqx
@@ -9,7 +10,7 @@ from .._base import GradientTransformation
 from .._checks import check_hyperparameters, NONNEGATIVE
 from .._custom_types import Moments, Params, Updates
 from .._hyperparams import as_scalar
-from .._tree import like, map_leaves, upcast, zeros_like_params
+from .._tree import cast, map_leaves, upcast, zeros_like_params
 
 
 class TraceState(eqx.Module):
@@ -58,9 +59,11 @@ class Trace(GradientTransformation):
         params: Params | None = None,
         **extra_args: Any,
     ) -> tuple[Updates, TraceState]:
+        decay_in = ft.cache(lambda dtype: cast(dtype, self.decay)[0])  # once per dtype
+
         def rule(g, t):
             x = upcast(g)
-            decay = like(self.decay, x)
+            decay = decay_in(x.dtype)
             t_new = x + decay * upcast(t).astype(x.dtype)
             u = x + decay * t_new if self.nesterov else t_new
             return u.astype(g.dtype), t_new.astype(t.dtype)

@@ -1,5 +1,6 @@
 """Scaling by a constant, a learning rate or a schedule."""
 
+import functools as ft
 from typing import Any
 
 import equinox as eqx
@@ -15,7 +16,7 @@ from .._hyperparams import (
     value_at,
 )
 from .._numerics import safe_increment
-from .._tree import like, map_leaves, upcast
+from .._tree import cast, map_leaves, upcast
 
 
 class ScaleByScheduleState(eqx.Module):
@@ -46,8 +47,11 @@ def current_value(hyperparameter: Any, state: ScaleByScheduleState | EmptyState)
 def scale_leaves(updates: Updates, step_size: Array) -> Updates:
     """`step_size * g` for every leaf, computed in float32 or wider, cast back."""
 
+    factor = ft.cache(lambda dtype: cast(dtype, step_size)[0])  # once per dtype
+
     def rule(g):
-        return ((like(step_size, upcast(g)) * upcast(g)).astype(g.dtype),)
+        x = upcast(g)
+        return ((factor(x.dtype) * x).astype(g.dtype),)
 
     return map_leaves(rule, updates)[0]
 
