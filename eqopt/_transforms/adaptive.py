@@ -5,6 +5,7 @@ from typing import Any, no_type_check
 
 import equinox as eqx
 import jax.numpy as jnp
+from jax import lax
 from jaxtyping import Array, DTypeLike, Float
 
 from .._base import GradientTransformation
@@ -153,9 +154,13 @@ class ScaleByRmsWithCountState(eqx.Module):
 
 
 def _rescale(x: Array, variance: Array, eps: Array, eps_in_sqrt: bool) -> Array:
-    r"""$x / \sqrt{\sigma^2 + \varepsilon}$, or $x / (\sqrt{\sigma^2} + \varepsilon)$."""
+    r"""$x / \sqrt{\sigma^2 + \varepsilon}$, or $x / (\sqrt{\sigma^2} + \varepsilon)$.
+
+    Inside the root, `rsqrt` (as Optax): its derivative is finite wherever its value is,
+    that is for $\varepsilon > 0$. Outside, the root of $\sigma^2 = 0$ needs `safe_sqrt`.
+    """
     if eps_in_sqrt:
-        return x * (1 / safe_sqrt(variance + eps))
+        return x * lax.rsqrt(variance + eps)
     return x * (1 / (safe_sqrt(variance) + eps))
 
 
