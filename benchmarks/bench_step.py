@@ -16,15 +16,13 @@ Ratios are eqopt / Optax: below 1.00 means eqopt is faster. Nothing is asserted.
 """
 
 import argparse
-import statistics
-import time
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.random as jr
 import optax
-from common import header, median_time
+from common import header, interleaved_medians
 
 import eqopt
 
@@ -55,7 +53,7 @@ def bench_large_step(repeats):
     )
     results = {}
     for name, (make_ours, make_theirs) in OPTIMISERS.items():
-        timings = {}
+        runs = {}
         for label, opt, apply, as_argument in (
             ("optax", make_theirs(), optax.apply_updates, False),
             ("eqopt", make_ours(), eqopt.apply_updates, False),
@@ -78,17 +76,14 @@ def bench_large_step(repeats):
 
                 jitted = jax.jit(_step, donate_argnums=(0, 1))
                 run = lambda p, s, jitted=jitted: jitted(p, s, grads)  # noqa: E731
-            p = [x.copy() for x in params]
-            s = opt.init(p)
-            p, s = run(p, s)  # warm-up (compile)
-            jax.block_until_ready(p)
-            box = [p, s]
+            box = list(run([x.copy() for x in params], opt.init(params)))  # compile
 
-            def once():
+            def once(run=run, box=box):
                 box[0], box[1] = run(box[0], box[1])
                 return box[0]
 
-            timings[label] = median_time(once, repeats)
+            runs[label] = once
+        timings = interleaved_medians(runs, repeats)
         r1 = timings["eqopt"] / timings["optax"]
         r2 = timings["eqopt-arg"] / timings["optax"]
         results[name] = (r1, r2)
@@ -149,17 +144,18 @@ def bench_mlp(repeats):
             "eqopt": (eqopt_step, ours.init(model), ()),
             "eqopt-arg": (eqopt_arg_step, ours.init(model), (ours,)),
         }
-        timings = {}
+        many = {}
         for label, (step, state, prefix) in runs.items():
             box = [model, state]
             step(*prefix, model, state, x, y)  # warm-up
 
-            def many(step=step, prefix=prefix, box=box):
+            def twenty(step=step, prefix=prefix, box=box):
                 for _ in range(20):
                     box[0], box[1] = step(*prefix, box[0], box[1], x, y)
                 return jax.tree.leaves(box[0])[0]
 
-            timings[label] = median_time(many, repeats) / 20
+            many[label] = twenty
+        timings = {k: t / 20 for k, t in interleaved_medians(many, repeats).items()}
         r1 = timings["eqopt"] / timings["optax"]
         r2 = timings["eqopt-arg"] / timings["optax"]
         results[name] = (r1, r2)
@@ -178,18 +174,20 @@ def bench_compile(repeats):
     print(f"   {'optimiser':14s} {'optax ms':>9s} {'eqopt ms':>9s} {'ratio':>6s}")
     results = {}
     for name, (make_ours, make_theirs) in OPTIMISERS.items():
-        timings = {"optax": [], "eqopt": []}
-        for _ in range(repeats):
-            ours, theirs = make_ours(), make_theirs()
-            optax_step, eqopt_step, _ = make_mlp_steps(loss, ours, theirs)
-            for label, step, state in (
-                ("optax", optax_step, theirs.init(eqx.filter(model, eqx.is_array))),
-                ("eqopt", eqopt_step, ours.init(model)),
-            ):
-                start = time.perf_counter()
-                step.lower(model, state, x, y).compile()
-                timings[label].append(time.perf_counter() - start)
-        t = {k: statistics.median(v) for k, v in timings.items()}
+        ours, theirs = make_ours(), make_theirs()
+        states = theirs.init(eqx.filter(model, eqx.is_array)), ours.init(model)
+
+        def compile_optax(ours=ours, theirs=theirs, states=states):
+            step = make_mlp_steps(loss, ours, theirs)[0]  # a fresh function
+            step.lower(model, states[0], x, y).compile()
+
+        def compile_eqopt(ours=ours, theirs=theirs, states=states):
+            step = make_mlp_steps(loss, ours, theirs)[1]
+            step.lower(model, states[1], x, y).compile()
+
+        t = interleaved_medians(
+            {"optax": compile_optax, "eqopt": compile_eqopt}, repeats
+        )
         results[name] = t["eqopt"] / t["optax"]
         print(
             f"   {name:14s} {t['optax'] * 1e3:9.1f} {t['eqopt'] * 1e3:9.1f} {results[name]:6.2f}"
@@ -205,7 +203,7 @@ def main():
     header()
     bench_large_step(repeats)
     bench_mlp(repeats)
-    bench_compile(max(3, repeats // 3))
+    bench_compile(5 if args.quick else 11)
 
 
 if __name__ == "__main__":

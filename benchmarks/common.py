@@ -6,14 +6,22 @@ import time
 import jax
 
 
+def interleaved_medians(fns, repeats):
+    """The median wall time (seconds) of each `fns[k]()`, blocked until its result is
+    ready. The functions take turns in each of the `repeats` rounds, so that a slow
+    spell of a shared machine falls on all of them alike."""
+    times = {k: [] for k in fns}
+    for _ in range(repeats):
+        for k, fn in fns.items():
+            start = time.perf_counter()
+            jax.block_until_ready(fn())
+            times[k].append(time.perf_counter() - start)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
 def median_time(fn, repeats):
     """The median wall time of `fn()` (blocked until its result is ready), in seconds."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(fn())
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return interleaved_medians({0: fn}, repeats)[0]
 
 
 def header():

@@ -1,5 +1,6 @@
 """Clipping by value and by global norm."""
 
+import functools as ft
 from typing import Any
 
 import equinox as eqx
@@ -11,7 +12,7 @@ from .._checks import check_hyperparameters, NONNEGATIVE
 from .._custom_types import Params, Updates
 from .._hyperparams import as_scalar
 from .._numerics import safe_sqrt
-from .._tree import global_norm_squared, like, map_leaves, upcast
+from .._tree import cast, global_norm_squared, like, map_leaves, upcast
 
 
 class Clip(GradientTransformation):
@@ -39,8 +40,10 @@ class Clip(GradientTransformation):
         params: Params | None = None,
         **extra_args: Any,
     ) -> tuple[Updates, EmptyState]:
+        delta_in = ft.cache(lambda dtype: cast(dtype, self.max_delta)[0])  # per dtype
+
         def rule(g):
-            delta = like(self.max_delta, g)
+            delta = delta_in(g.dtype)
             return (jnp.clip(g, -delta, delta),)
 
         return map_leaves(rule, updates)[0], state
@@ -90,9 +93,12 @@ class ClipByGlobalNorm(GradientTransformation):
         small = norm < max_norm
         safe_norm = jnp.where(small, 1, norm)  # no 0/0 in the unused branch
 
+        scalars = ft.cache(lambda dtype: cast(dtype, safe_norm, max_norm))  # per dtype
+
         def rule(g):
             x = upcast(g)
-            clipped = x / like(safe_norm, x) * like(max_norm, x)
+            norm_in, max_norm_in = scalars(x.dtype)
+            clipped = x / norm_in * max_norm_in
             return (jnp.where(small, x, clipped).astype(g.dtype),)
 
         return map_leaves(rule, updates)[0], state
