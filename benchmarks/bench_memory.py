@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import jax.random as jr
 import optax
 from bench_step import large_params, OPTIMISERS
-from common import header, median_time
+from common import header, interleaved_medians
 
 import eqopt
 
@@ -39,19 +39,19 @@ def bench_bandwidth(total, repeats):
 
     # The roof: a + s * b over 7/3 as many elements moves the same bytes as Adam.
     m = n * 7 // 3
-    a, b = jnp.ones(m), jnp.ones(m)
+    b = jnp.ones(m)
     axpy = jax.jit(lambda a, b: a + 0.5 * b, donate_argnums=0)
-    box = [axpy(a, b)]
+    runs, moved = {}, {"roof (jitted a + s*b)": 3 * 4 * m}
+    box = [axpy(jnp.ones(m), b)]
 
-    def roof_once():
+    def roof_once(box=box):
         box[0] = axpy(box[0], b)
         return box[0]
 
-    roof = 3 * 4 * m / median_time(roof_once, repeats)
-    print(f"   roof (jitted a + s*b): {roof / 1e9:7.1f} GB/s")
+    runs["roof (jitted a + s*b)"] = roof_once
     for label, opt, apply in (
-        ("optax", optax.adam(1e-3), optax.apply_updates),
-        ("eqopt", eqopt.adam(1e-3), eqopt.apply_updates),
+        ("optax adam", optax.adam(1e-3), optax.apply_updates),
+        ("eqopt adam", eqopt.adam(1e-3), eqopt.apply_updates),
     ):
 
         def step(params, state, opt=opt, apply=apply):
@@ -65,10 +65,14 @@ def bench_bandwidth(total, repeats):
             box[0], box[1] = jitted(box[0], box[1])
             return box[0]
 
-        bandwidth = 7 * 4 * n / median_time(once, repeats)
+        runs[label], moved[label] = once, 7 * 4 * n
+    interleaved_medians(runs, 3)  # warm-up: clocks up, buffers allocated
+    seconds = interleaved_medians(runs, repeats)
+    bandwidth = {k: moved[k] / t for k, t in seconds.items()}
+    roof = bandwidth["roof (jitted a + s*b)"]
+    for label, value in bandwidth.items():
         print(
-            f"   {label} adam:            {bandwidth / 1e9:7.1f} GB/s = "
-            f"{bandwidth / roof:5.1%} of the roof"
+            f"   {label:22s} {value / 1e9:8.1f} GB/s = {value / roof:6.1%} of the roof"
         )
 
 
@@ -110,7 +114,7 @@ def main():
     parser.add_argument("--quick", action="store_true", help="few repeats (smoke run)")
     args = parser.parse_args()
     header()
-    bench_bandwidth(32 * 2**20, 5 if args.quick else 20)
+    bench_bandwidth(32 * 2**20, 10 if args.quick else 50)
     bench_state_memory()
 
 
