@@ -21,12 +21,8 @@ from jaxtyping import Array, DTypeLike, Inexact
 
 from .tree_utils._casting import tree_cast_like
 from .tree_utils._constructors import tree_full_like, tree_zeros_like
+from .tree_utils._leaves import is_none
 from .tree_utils._reductions import tree_norm
-
-
-@no_type_check
-def is_none(x: Any) -> bool:
-    return x is None
 
 
 @no_type_check
