@@ -75,25 +75,13 @@ def safe_increment(count: Int[Array, ""]) -> Int[Array, ""]:
     return jnp.where(count < max_value, count + 1, max_value)
 
 
-@jax.custom_jvp
-@no_type_check
-def int_pow(x: Inexact[Array, "*shape"], n: Int[Array, ""]) -> Inexact[Array, "*shape"]:
-    """$x^n$ for an integer array $n$, computed as Optax does (an integer power).
-
-    JAX's own derivative of `lax.pow` with an integer exponent mixes int and float
-    dtypes, which fails under strict dtype promotion; this one casts explicitly.
-    """
-    return jax.lax.pow(x, n)
-
-
-@int_pow.defjvp
-def _int_pow_jvp(primals, tangents):
-    (x, n), (tx, _) = primals, tangents
-    n_float = n.astype(x.dtype)
-    return jax.lax.pow(x, n), n_float * jax.lax.pow(x, n - 1) * tx
-
-
 @no_type_check
 def bias_correction(decay: Array, count: Int[Array, ""]) -> Array:
-    r"""$1 - \beta^t$, the factor that debiases an exponential moving average."""
-    return 1 - int_pow(decay, count)
+    r"""$1 - \beta^t$, the factor that debiases an exponential moving average.
+
+    The integer count is cast to the decay's dtype first: XLA computes an integer power
+    that way too (so the numbers are Optax's), and the derivative then needs no mixing
+    of integer and float dtypes, which strict dtype promotion rejects. The count, an
+    integer, has no tangent, so $\log\beta$ never enters the derivative.
+    """
+    return 1 - lax.pow(decay, count.astype(decay.dtype))
