@@ -9,6 +9,7 @@ the public `init`/`update` calling them are checked, and a jaxtyping + beartype 
 on every leaf would add milliseconds to every trace.
 """
 
+import functools as ft
 from collections.abc import Callable
 from typing import Any, no_type_check
 
@@ -56,10 +57,16 @@ def cast(dtype: DTypeLike, *values: Any) -> tuple[Array, ...]:
     """Hyperparameters (or any scalars) as arrays of `dtype`.
 
     Transformations cast their hyperparameters once per leaf dtype (with
-    `functools.cache`), not once per leaf, so that tracing a tree of many leaves does
-    not repeat the same scalar arithmetic.
+    `functools.cache`, or `cast_per_dtype`), not once per leaf, so that tracing a tree
+    of many leaves does not repeat the same scalar arithmetic.
     """
     return tuple(jnp.asarray(v).astype(dtype) for v in values)
+
+
+@no_type_check
+def cast_per_dtype(*values: Any) -> Callable[[DTypeLike], tuple[Array, ...]]:
+    """`dtype -> cast(dtype, *values)`, computed once per dtype (a `functools.cache`)."""
+    return ft.cache(lambda dtype: cast(dtype, *values))
 
 
 def _paths(tree: Any) -> list[str]:

@@ -1,6 +1,5 @@
 """Clipping by value and by global norm."""
 
-import functools as ft
 from typing import Any
 
 import equinox as eqx
@@ -12,7 +11,7 @@ from .._checks import check_hyperparameters, NONNEGATIVE
 from .._custom_types import Params, Updates
 from .._hyperparams import as_scalar
 from .._numerics import safe_sqrt
-from .._tree import cast, global_norm_squared, like, map_leaves, upcast
+from .._tree import cast_per_dtype, global_norm_squared, like, map_leaves, upcast
 
 
 class Clip(GradientTransformation):
@@ -40,10 +39,10 @@ class Clip(GradientTransformation):
         params: Params | None = None,
         **extra_args: Any,
     ) -> tuple[Updates, EmptyState]:
-        delta_in = ft.cache(lambda dtype: cast(dtype, self.max_delta)[0])  # per dtype
+        delta_in = cast_per_dtype(self.max_delta)
 
         def rule(g):
-            delta = delta_in(g.dtype)
+            (delta,) = delta_in(g.dtype)
             return (jnp.clip(g, -delta, delta),)
 
         return map_leaves(rule, updates)[0], state
@@ -93,7 +92,7 @@ class ClipByGlobalNorm(GradientTransformation):
         small = norm < max_norm
         safe_norm = jnp.where(small, 1, norm)  # no 0/0 in the unused branch
 
-        scalars = ft.cache(lambda dtype: cast(dtype, safe_norm, max_norm))  # per dtype
+        scalars = cast_per_dtype(safe_norm, max_norm)
 
         def rule(g):
             x = upcast(g)

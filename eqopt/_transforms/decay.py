@@ -1,6 +1,5 @@
 """Decoupled weight decay."""
 
-import functools as ft
 from collections.abc import Callable
 from typing import Any
 
@@ -11,7 +10,7 @@ from .._base import AbstractSchedule, EmptyState, GradientTransformation
 from .._custom_types import Params, Updates
 from .._hyperparams import as_hyperparameter
 from .._masking import freeze_mask, FrozenMask, mask_tree
-from .._tree import cast, map_leaves, upcast
+from .._tree import cast_per_dtype, map_leaves, upcast
 from .scaling import advance, current_value, ScaleByScheduleState, schedule_state
 
 
@@ -60,15 +59,14 @@ class AddDecayedWeights(GradientTransformation):
         if params is None:
             raise ValueError(_NO_PARAMS)
         weight_decay = current_value(self.weight_decay, state)
-        decay_in = ft.cache(
-            lambda dtype: cast(dtype, weight_decay)[0]
-        )  # once per dtype
+        decay_in = cast_per_dtype(weight_decay)
 
         def rule(g, p, decay_this):
             if not decay_this:
                 return g, p, decay_this
             x = upcast(g)
-            u = x + decay_in(x.dtype) * p.astype(x.dtype)
+            (decay,) = decay_in(x.dtype)
+            u = x + decay * p.astype(x.dtype)
             return u.astype(g.dtype), p, decay_this
 
         names = ("updates", "params", "mask")

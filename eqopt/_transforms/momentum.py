@@ -1,6 +1,5 @@
 """Momentum."""
 
-import functools as ft
 from typing import Any
 
 import equinox as eqx
@@ -10,7 +9,7 @@ from .._base import GradientTransformation
 from .._checks import check_hyperparameters, NONNEGATIVE
 from .._custom_types import Moments, Params, Updates
 from .._hyperparams import as_scalar
-from .._tree import cast, map_leaves, upcast, zeros_like_params
+from .._tree import cast_per_dtype, map_leaves, upcast, zeros_like_params
 
 
 class TraceState(eqx.Module):
@@ -59,11 +58,11 @@ class Trace(GradientTransformation):
         params: Params | None = None,
         **extra_args: Any,
     ) -> tuple[Updates, TraceState]:
-        decay_in = ft.cache(lambda dtype: cast(dtype, self.decay)[0])  # once per dtype
+        decay_in = cast_per_dtype(self.decay)
 
         def rule(g, t):
             x = upcast(g)
-            decay = decay_in(x.dtype)
+            (decay,) = decay_in(x.dtype)
             t_new = x + decay * upcast(t).astype(x.dtype)
             u = x + decay * t_new if self.nesterov else t_new
             return u.astype(g.dtype), t_new.astype(t.dtype)

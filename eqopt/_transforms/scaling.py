@@ -1,6 +1,5 @@
 """Scaling by a constant, a learning rate or a schedule."""
 
-import functools as ft
 from typing import Any
 
 import equinox as eqx
@@ -16,7 +15,7 @@ from .._hyperparams import (
     value_at,
 )
 from .._numerics import safe_increment
-from .._tree import cast, map_leaves, upcast
+from .._tree import cast_per_dtype, map_leaves, upcast
 
 
 class ScaleByScheduleState(eqx.Module):
@@ -47,11 +46,12 @@ def current_value(hyperparameter: Any, state: ScaleByScheduleState | EmptyState)
 def scale_leaves(updates: Updates, step_size: Array) -> Updates:
     """`step_size * g` for every leaf, computed in float32 or wider, cast back."""
 
-    factor = ft.cache(lambda dtype: cast(dtype, step_size)[0])  # once per dtype
+    factor = cast_per_dtype(step_size)
 
     def rule(g):
         x = upcast(g)
-        return ((factor(x.dtype) * x).astype(g.dtype),)
+        (step,) = factor(x.dtype)
+        return ((step * x).astype(g.dtype),)
 
     return map_leaves(rule, updates)[0]
 
