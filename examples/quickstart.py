@@ -5,13 +5,13 @@ Run with `python3 dev.py demo` (sets up `.venv` first) or, inside the environmen
 """
 
 import argparse
-import pathlib
 import time
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.random as jr
+from _plotting import save_plot
 
 import eqopt
 
@@ -108,26 +108,17 @@ def main(steps: int):
 
 
 def _plot(learning_rates, curves):
-    try:
-        import matplotlib
+    def draw(plt):
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for lr, curve in zip(learning_rates, curves):
+            ax.semilogy(curve, label=f"lr={float(lr):.0e}")
+        ax.set_xlabel("step")
+        ax.set_ylabel("training loss")
+        ax.set_title("Adam learning-rate sweep (one vmapped call)")
+        ax.legend(fontsize=7)
+        return fig
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("[plot]  matplotlib not installed; skipping the plot")
-        return
-    out = pathlib.Path(__file__).parent / "out"
-    out.mkdir(exist_ok=True)
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for lr, curve in zip(learning_rates, curves):
-        ax.semilogy(curve, label=f"lr={float(lr):.0e}")
-    ax.set_xlabel("step")
-    ax.set_ylabel("training loss")
-    ax.set_title("Adam learning-rate sweep (one vmapped call)")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "quickstart_sweep.png", dpi=120)
-    print(f"[plot]  saved {out / 'quickstart_sweep.png'}")
+    save_plot("quickstart_sweep.png", draw, tag="[plot] ")
 
 
 if __name__ == "__main__":

@@ -21,12 +21,12 @@ import argparse
 import functools as ft
 import math
 import os
-import pathlib
 import time
 
 import jax
 import jax.numpy as jnp
 import jax.random as jr
+from _plotting import save_plot
 
 import eqopt
 
@@ -195,33 +195,23 @@ def main(steps):
 
 
 def _plot(results):
-    try:
-        import matplotlib
+    def draw(plt):
+        fig, (ax_objective, ax_variance) = plt.subplots(1, 2, figsize=(11, 4))
+        for method, (_, objectives, variances) in results.items():
+            ax_objective.plot(objectives, label=method)
+            ax_variance.semilogy(variances, label=method)
+        ax_objective.set_xlabel("step")
+        ax_objective.set_ylabel("negative ELBO")
+        low = min(float(jnp.min(o)) for _, o, _ in results.values())
+        ax_objective.set_ylim(low - 5, low + 150)
+        ax_objective.set_title("Objective")
+        ax_variance.set_xlabel("step")
+        ax_variance.set_ylabel("trace of the one-sample gradient covariance")
+        ax_variance.set_title(f"Gradient variance ({NUM_SAMPLES} samples per step)")
+        ax_variance.legend(fontsize=8)
+        return fig
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("[plot] matplotlib not installed; skipping the plot")
-        return
-    out = pathlib.Path(__file__).parent / "out"
-    out.mkdir(exist_ok=True)
-    fig, (ax_objective, ax_variance) = plt.subplots(1, 2, figsize=(11, 4))
-    for method, (_, objectives, variances) in results.items():
-        ax_objective.plot(objectives, label=method)
-        ax_variance.semilogy(variances, label=method)
-    ax_objective.set_xlabel("step")
-    ax_objective.set_ylabel("negative ELBO")
-    low = min(float(jnp.min(o)) for _, o, _ in results.values())
-    ax_objective.set_ylim(low - 5, low + 150)
-    ax_objective.set_title("Objective")
-    ax_variance.set_xlabel("step")
-    ax_variance.set_ylabel("trace of the one-sample gradient covariance")
-    ax_variance.set_title(f"Gradient variance ({NUM_SAMPLES} samples per step)")
-    ax_variance.legend(fontsize=8)
-    fig.tight_layout()
-    path = out / "variational_inference.png"
-    fig.savefig(path, dpi=120)
-    print(f"[plot] saved {path}")
+    save_plot("variational_inference.png", draw)
 
 
 if __name__ == "__main__":
