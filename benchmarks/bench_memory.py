@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import jax.random as jr
 import optax
 from bench_step import large_params, OPTIMISERS
-from common import header, interleaved_medians
+from common import header, interleaved_medians, update_step
 
 import eqopt
 
@@ -53,12 +53,10 @@ def bench_bandwidth(total, repeats):
         ("optax adam", optax.adam(1e-3), optax.apply_updates),
         ("eqopt adam", eqopt.adam(1e-3), eqopt.apply_updates),
     ):
-
-        def step(params, state, opt=opt, apply=apply):
-            updates, state = opt.update(grads, state, params)
-            return apply(params, updates), state
-
-        jitted = jax.jit(step, donate_argnums=(0, 1))
+        step = update_step(opt, apply)
+        jitted = jax.jit(
+            lambda p, s, step=step: step(p, s, grads), donate_argnums=(0, 1)
+        )
         box = list(jitted([p.copy() for p in params], opt.init(params)))
 
         def once(jitted=jitted, box=box):
@@ -91,14 +89,11 @@ def bench_state_memory():
             (make_ours(), eqopt.apply_updates),
         ):
             state = opt.init(params)
-
-            def step(params, state, opt=opt, apply=apply):
-                updates, state = opt.update(grads, state, params)
-                return apply(params, updates), state
-
-            compiled = (
-                jax.jit(step, donate_argnums=(0, 1)).lower(params, state).compile()
+            step = update_step(opt, apply)
+            step = jax.jit(
+                lambda p, s, step=step: step(p, s, grads), donate_argnums=(0, 1)
             )
+            compiled = step.lower(params, state).compile()
             analysis = compiled.memory_analysis()
             temp = analysis.temp_size_in_bytes if analysis is not None else float("nan")
             row.append((state_bytes(state), temp))

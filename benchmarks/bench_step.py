@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import jax.random as jr
 import optax
-from common import header, interleaved_medians
+from common import header, interleaved_medians, update_step
 
 import eqopt
 
@@ -61,20 +61,13 @@ def bench_large_step(repeats):
         ):
             # An eqopt optimiser is a pytree of arrays, so `jax.jit` takes it as is.
             if as_argument:
-
-                def _arg_step(opt, params, state, grads, apply=apply):
-                    updates, state = opt.update(grads, state, params)
-                    return apply(params, updates), state
-
-                jitted = jax.jit(_arg_step, donate_argnums=(1, 2))
+                jitted = jax.jit(
+                    lambda opt, p, s, g, apply=apply: update_step(opt, apply)(p, s, g),
+                    donate_argnums=(1, 2),
+                )
                 run = lambda p, s, jitted=jitted, opt=opt: jitted(opt, p, s, grads)  # noqa: E731
             else:
-
-                def _step(params, state, grads, opt=opt, apply=apply):
-                    updates, state = opt.update(grads, state, params)
-                    return apply(params, updates), state
-
-                jitted = jax.jit(_step, donate_argnums=(0, 1))
+                jitted = jax.jit(update_step(opt, apply), donate_argnums=(0, 1))
                 run = lambda p, s, jitted=jitted: jitted(p, s, grads)  # noqa: E731
             box = list(run([x.copy() for x in params], opt.init(params)))  # compile
 

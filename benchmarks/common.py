@@ -19,6 +19,17 @@ def interleaved_medians(fns, repeats):
     return {k: statistics.median(v) for k, v in times.items()}
 
 
+def update_step(opt, apply_updates):
+    """`step(params, state, grads) -> (params, state)`: `opt.update`, then
+    `apply_updates`, for eqopt and Optax alike."""
+
+    def step(params, state, grads):
+        updates, state = opt.update(grads, state, params)
+        return apply_updates(params, updates), state
+
+    return step
+
+
 def median_time(fn, repeats):
     """The median wall time of `fn()` (blocked until its result is ready), in seconds."""
     return interleaved_medians({0: fn}, repeats)[0]
