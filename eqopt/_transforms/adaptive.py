@@ -16,22 +16,32 @@ from .._numerics import abs_sq, bias_correction, safe_increment, safe_sqrt
 from .._tree import (
     cast,
     full_like_params,
-    like,
     map_leaves,
+    to_dtype,
     upcast,
     zeros_like_params,
 )
 
 
+@no_type_check
 def _zero_count() -> Count:
     return jnp.zeros([], jnp.int32)
 
 
+@no_type_check
+def decay_weights(decay: Array) -> tuple[Array, Array]:
+    r"""$(\beta, 1 - \beta)$, the weights of `ema`, computed once per leaf dtype."""
+    return decay, 1 - decay
+
+
 @no_type_check  # once per leaf: see `eqopt._tree`
-def ema(decay: Array, moment: Array, value: Array) -> Array:
-    r"""$m \leftarrow (1 - \beta)\, x + \beta\, m$, in the dtype of `value`."""
-    decay = like(decay, value)
-    return (1 - decay) * value + decay * moment.astype(value.dtype)
+def ema(weights: tuple[Array, Array], moment: Array, value: Array) -> Array:
+    r"""$m \leftarrow (1 - \beta)\, x + \beta\, m$, in the dtype of `value`.
+
+    `weights` is $(\beta, 1 - \beta)$ from `decay_weights`, in the dtype of `value`.
+    """
+    decay, complement = weights
+    return complement * value + decay * to_dtype(moment, value.dtype)
 
 
 class ScaleByAdamState(eqx.Module):
@@ -112,6 +122,7 @@ class ScaleByAdam(GradientTransformation):
         count = safe_increment(state.count)
 
         @ft.cache  # once per leaf dtype, not once per leaf
+        @no_type_check
         def scalars(dtype):
             b1, b2, eps, eps_root = cast(
                 dtype, self.b1, self.b2, self.eps, self.eps_root
@@ -120,19 +131,25 @@ class ScaleByAdam(GradientTransformation):
             next_c1 = (
                 bias_correction(b1, safe_increment(count)) if self.nesterov else None
             )
-            return b1, b2, eps, eps_root, c1, c2, next_c1
+            return decay_weights(b1), decay_weights(b2), eps, eps_root, c1, c2, next_c1
 
+        @no_type_check
         def rule(g, mu, nu):
             x = upcast(g)
-            b1, b2, eps, eps_root, c1, c2, next_c1 = scalars(x.dtype)
-            mu_new = ema(b1, mu, x)
-            nu_new = ema(b2, nu, abs_sq(x))
+            w1, w2, eps, eps_root, c1, c2, next_c1 = scalars(x.dtype)
+            mu_new = ema(w1, mu, x)
+            nu_new = ema(w2, nu, abs_sq(x))
             if self.nesterov:
-                mu_hat = b1 * mu_new / next_c1 + (1 - b1) * x / c1
+                (b1, one_minus_b1) = w1
+                mu_hat = b1 * mu_new / next_c1 + one_minus_b1 * x / c1
             else:
                 mu_hat = mu_new / c1
             u = mu_hat / (safe_sqrt(nu_new / c2 + eps_root) + eps)
-            return u.astype(g.dtype), mu_new.astype(mu.dtype), nu_new.astype(nu.dtype)
+            return (
+                to_dtype(u, g.dtype),
+                to_dtype(mu_new, mu.dtype),
+                to_dtype(nu_new, nu.dtype),
+            )
 
         updates, mu, nu = map_leaves(
             rule, updates, state.mu, state.nu, names=("updates", "state.mu", "state.nu")
@@ -153,6 +170,7 @@ class ScaleByRmsWithCountState(eqx.Module):
     nu: Moments
 
 
+@no_type_check
 def _rescale(x: Array, variance: Array, eps: Array, eps_in_sqrt: bool) -> Array:
     r"""$x / \sqrt{\sigma^2 + \varepsilon}$, or $x / (\sqrt{\sigma^2} + \varepsilon)$.
 
@@ -164,14 +182,16 @@ def _rescale(x: Array, variance: Array, eps: Array, eps_in_sqrt: bool) -> Array:
     return x * (1 / (safe_sqrt(variance) + eps))
 
 
+@no_type_check
 def _rms_scalars(opt: "ScaleByRMS | ScaleByStddev", count: Count):
-    """`dtype -> (decay, eps, bias correction or None)`, computed once per leaf dtype."""
+    """`dtype -> (decay weights, eps, bias correction or None)`, once per leaf dtype."""
 
     @ft.cache
+    @no_type_check
     def scalars(dtype):
         decay, eps = cast(dtype, opt.decay, opt.eps)
         correction = bias_correction(decay, count) if opt.bias_correction else None
-        return decay, eps, correction
+        return decay_weights(decay), eps, correction
 
     return scalars
 
@@ -227,13 +247,14 @@ class ScaleByRMS(GradientTransformation):
         count = safe_increment(getattr(state, "count", _zero_count()))
         scalars = _rms_scalars(self, count)
 
+        @no_type_check
         def rule(g, nu):
             x = upcast(g)
-            decay, eps, correction = scalars(x.dtype)
-            nu_new = ema(decay, nu, abs_sq(x))
+            weights, eps, correction = scalars(x.dtype)
+            nu_new = ema(weights, nu, abs_sq(x))
             nu_hat = nu_new / correction if self.bias_correction else nu_new
             u = _rescale(x, nu_hat, eps, self.eps_in_sqrt)
-            return u.astype(g.dtype), nu_new.astype(nu.dtype)
+            return to_dtype(u, g.dtype), to_dtype(nu_new, nu.dtype)
 
         updates, nu = map_leaves(rule, updates, state.nu, names=("updates", "state.nu"))
         if self.bias_correction:
@@ -312,16 +333,21 @@ class ScaleByStddev(GradientTransformation):
         count = safe_increment(getattr(state, "count", _zero_count()))
         scalars = _rms_scalars(self, count)
 
+        @no_type_check
         def rule(g, mu, nu):
             x = upcast(g)
-            decay, eps, correction = scalars(x.dtype)
-            mu_new = ema(decay, mu, x)
-            nu_new = ema(decay, nu, abs_sq(x))
+            weights, eps, correction = scalars(x.dtype)
+            mu_new = ema(weights, mu, x)
+            nu_new = ema(weights, nu, abs_sq(x))
             mu_hat, nu_hat = mu_new, nu_new
             if self.bias_correction:
                 mu_hat, nu_hat = mu_new / correction, nu_new / correction
             u = _rescale(x, nu_hat - abs_sq(mu_hat), eps, self.eps_in_sqrt)
-            return u.astype(g.dtype), mu_new.astype(mu.dtype), nu_new.astype(nu.dtype)
+            return (
+                to_dtype(u, g.dtype),
+                to_dtype(mu_new, mu.dtype),
+                to_dtype(nu_new, nu.dtype),
+            )
 
         names = ("updates", "state.mu", "state.nu")
         updates, mu, nu = map_leaves(rule, updates, state.mu, state.nu, names=names)

@@ -1,6 +1,6 @@
 """Clipping by value and by global norm."""
 
-from typing import Any
+from typing import Any, no_type_check
 
 import equinox as eqx
 import jax.numpy as jnp
@@ -11,7 +11,14 @@ from .._checks import check_hyperparameters, NONNEGATIVE
 from .._custom_types import Params, Updates
 from .._hyperparams import as_scalar
 from .._numerics import safe_sqrt
-from .._tree import cast_per_dtype, global_norm_squared, like, map_leaves, upcast
+from .._tree import (
+    cast_per_dtype,
+    global_norm_squared,
+    like,
+    map_leaves,
+    to_dtype,
+    upcast,
+)
 
 
 class Clip(GradientTransformation):
@@ -41,6 +48,7 @@ class Clip(GradientTransformation):
     ) -> tuple[Updates, EmptyState]:
         delta_in = cast_per_dtype(self.max_delta)
 
+        @no_type_check
         def rule(g):
             (delta,) = delta_in(g.dtype)
             return (jnp.clip(g, -delta, delta),)
@@ -94,11 +102,12 @@ class ClipByGlobalNorm(GradientTransformation):
 
         scalars = cast_per_dtype(safe_norm, max_norm)
 
+        @no_type_check
         def rule(g):
             x = upcast(g)
             norm_in, max_norm_in = scalars(x.dtype)
             clipped = x / norm_in * max_norm_in
-            return (jnp.where(small, x, clipped).astype(g.dtype),)
+            return (to_dtype(jnp.where(small, x, clipped), g.dtype),)
 
         return map_leaves(rule, updates)[0], state
 

@@ -1,7 +1,7 @@
 """Decoupled weight decay."""
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, no_type_check
 
 import equinox as eqx
 from jaxtyping import Array, Float
@@ -10,7 +10,7 @@ from .._base import AbstractSchedule, EmptyState, GradientTransformation
 from .._custom_types import Params, Updates
 from .._hyperparams import as_hyperparameter
 from .._masking import freeze_mask, FrozenMask, mask_tree
-from .._tree import cast_per_dtype, map_leaves, upcast
+from .._tree import cast_per_dtype, map_leaves, to_dtype, upcast
 from .scaling import advance, current_value, ScaleByScheduleState, schedule_state
 
 
@@ -61,13 +61,14 @@ class AddDecayedWeights(GradientTransformation):
         weight_decay = current_value(self.weight_decay, state)
         decay_in = cast_per_dtype(weight_decay)
 
+        @no_type_check
         def rule(g, p, decay_this):
             if not decay_this:
                 return g, p, decay_this
             x = upcast(g)
             (decay,) = decay_in(x.dtype)
-            u = x + decay * p.astype(x.dtype)
-            return u.astype(g.dtype), p, decay_this
+            u = x + decay * to_dtype(p, x.dtype)
+            return to_dtype(u, g.dtype), p, decay_this
 
         names = ("updates", "params", "mask")
         masks = mask_tree(self.mask, params)

@@ -1,6 +1,6 @@
 """Momentum."""
 
-from typing import Any
+from typing import Any, no_type_check
 
 import equinox as eqx
 from jaxtyping import Array, DTypeLike, Float
@@ -9,7 +9,7 @@ from .._base import GradientTransformation
 from .._checks import check_hyperparameters, NONNEGATIVE
 from .._custom_types import Moments, Params, Updates
 from .._hyperparams import as_scalar
-from .._tree import cast_per_dtype, map_leaves, upcast, zeros_like_params
+from .._tree import cast_per_dtype, map_leaves, to_dtype, upcast, zeros_like_params
 
 
 class TraceState(eqx.Module):
@@ -60,12 +60,13 @@ class Trace(GradientTransformation):
     ) -> tuple[Updates, TraceState]:
         decay_in = cast_per_dtype(self.decay)
 
+        @no_type_check
         def rule(g, t):
             x = upcast(g)
             (decay,) = decay_in(x.dtype)
-            t_new = x + decay * upcast(t).astype(x.dtype)
+            t_new = x + decay * to_dtype(t, x.dtype)
             u = x + decay * t_new if self.nesterov else t_new
-            return u.astype(g.dtype), t_new.astype(t.dtype)
+            return to_dtype(u, g.dtype), to_dtype(t_new, t.dtype)
 
         names = ("updates", "state.trace")
         updates, trace = map_leaves(rule, updates, state.trace, names=names)

@@ -1,6 +1,6 @@
 """Scaling by a constant, a learning rate or a schedule."""
 
-from typing import Any
+from typing import Any, no_type_check
 
 import equinox as eqx
 import jax.numpy as jnp
@@ -15,7 +15,7 @@ from .._hyperparams import (
     value_at,
 )
 from .._numerics import safe_increment
-from .._tree import cast_per_dtype, map_leaves, upcast
+from .._tree import cast_per_dtype, map_leaves, to_dtype, upcast
 
 
 class ScaleByScheduleState(eqx.Module):
@@ -24,6 +24,7 @@ class ScaleByScheduleState(eqx.Module):
     count: Count
 
 
+@no_type_check
 def schedule_state(hyperparameter: Any) -> ScaleByScheduleState | EmptyState:
     """A step counter if `hyperparameter` is a schedule, else no state."""
     if isinstance(hyperparameter, AbstractSchedule):
@@ -31,6 +32,7 @@ def schedule_state(hyperparameter: Any) -> ScaleByScheduleState | EmptyState:
     return EmptyState()
 
 
+@no_type_check
 def advance(state: ScaleByScheduleState | EmptyState):
     """The state after one step."""
     if isinstance(state, ScaleByScheduleState):
@@ -38,20 +40,23 @@ def advance(state: ScaleByScheduleState | EmptyState):
     return state
 
 
+@no_type_check
 def current_value(hyperparameter: Any, state: ScaleByScheduleState | EmptyState):
     """The hyperparameter's value at this step."""
     return value_at(hyperparameter, getattr(state, "count", None))
 
 
+@no_type_check
 def scale_leaves(updates: Updates, step_size: Array) -> Updates:
     """`step_size * g` for every leaf, computed in float32 or wider, cast back."""
 
     factor = cast_per_dtype(step_size)
 
+    @no_type_check
     def rule(g):
         x = upcast(g)
         (step,) = factor(x.dtype)
-        return ((step * x).astype(g.dtype),)
+        return (to_dtype(step * x, g.dtype),)
 
     return map_leaves(rule, updates)[0]
 

@@ -21,6 +21,8 @@ The two public functions differ only in the order in which they list the pairs,
 which follows Optax's two implementations.
 """
 
+from typing import no_type_check
+
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, Int, Real
@@ -49,10 +51,12 @@ def _solve(cost: Float[Array, "n m"]) -> Int[Array, " m"]:
     virtual = m
     inf = jnp.array(jnp.inf, cost.dtype)
 
+    @no_type_check
     def add_row(carry, row):
         u, v, row_of_col = carry  # potentials (n,), (m,); matching (m + 1,)
         row_of_col = row_of_col.at[virtual].set(row)
 
+        @no_type_check
         def search_step(state):
             u, v, visited, min_reduced, previous, col = state
             visited = visited.at[col].set(True)
@@ -74,6 +78,7 @@ def _solve(cost: Float[Array, "n m"]) -> Int[Array, " m"]:
             min_reduced = jnp.where(unvisited, min_reduced - delta, min_reduced)
             return u, v, visited, min_reduced, previous, nearest
 
+        @no_type_check
         def not_free(state):
             return row_of_col[state[-1]] != _FREE
 
@@ -88,6 +93,7 @@ def _solve(cost: Float[Array, "n m"]) -> Int[Array, " m"]:
         u, v, _, _, previous, col = jax.lax.while_loop(not_free, search_step, state)
 
         # Flip the augmenting path, from the free column found back to the virtual one.
+        @no_type_check
         def flip(state):
             row_of_col, col = state
             back = previous[col]

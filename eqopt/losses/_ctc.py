@@ -1,5 +1,7 @@
 """Connectionist temporal classification (CTC)."""
 
+from typing import no_type_check
+
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, Integer, Real
@@ -112,12 +114,14 @@ def ctc_loss_with_forward_probs(
     init_blank = init_blank.at[:, 0].set(0.0)
     init_emit = jnp.full((batch_size, max_label_length), log_epsilon)
 
+    @no_type_check
     def add_to_blank(blank, added):
         """`blank[:, 1:]` plus `added`, in log space."""
         return jnp.concatenate(
             [blank[:, :1], jnp.logaddexp(blank[:, 1:], added)], axis=-1
         )
 
+    @no_type_check
     def step(carry, inputs):
         prev_blank, prev_emit = carry
         log_prob_emit, log_prob_blank, padded = inputs

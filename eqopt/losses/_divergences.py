@@ -1,6 +1,7 @@
 """Divergences and similarities: Kullback-Leibler and cosine."""
 
 import warnings
+from typing import no_type_check
 
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Bool, Float
@@ -214,6 +215,7 @@ def cosine_similarity(
     """
     predictions, targets, epsilon = promote(predictions, targets, epsilon)
 
+    @no_type_check
     def unit(x):
         norm2 = jnp.sum(jnp.square(x), axis=axis, where=where, keepdims=True)
         norm2 = jnp.maximum(norm2, epsilon)

@@ -1,5 +1,7 @@
 """Metric-learning losses for embeddings: NT-Xent and the triplet margin loss."""
 
+from typing import no_type_check
+
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, Shaped
@@ -128,6 +130,7 @@ def triplet_margin_loss(
         # `x ** 2` an exact integer power, as in Optax).
         norm_degree = jnp.asarray(norm_degree).astype(anchors.dtype)
 
+    @no_type_check
     def distance(x, y):
         return jnp.power(jnp.power(x - y, norm_degree).sum(axis) + eps, 1 / norm_degree)
 

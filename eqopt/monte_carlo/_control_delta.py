@@ -1,5 +1,7 @@
 r"""The delta-method control variate: a second-order Taylor expansion at the mean."""
 
+from typing import no_type_check
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -81,6 +83,7 @@ class ControlDeltaMethod(AbstractControlVariate):
         """$f(\\mu)$, $\\nabla f(\\mu)$ and $\\nabla^2 f(\\mu)$, flattened to a vector and a
         matrix."""
 
+        @no_type_check
         def flat(x):
             return self.function(x.reshape(mean.shape))
 

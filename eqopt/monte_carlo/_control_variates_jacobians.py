@@ -2,7 +2,7 @@ r"""Gradient estimation with a control variate, and the optimal control-variate
 coefficients."""
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, no_type_check
 
 import equinox as eqx
 import jax
@@ -213,6 +213,7 @@ class ControlVariatesEstimator(eqx.Module):
         # E_p[grad_theta h(x; theta)] at the (fixed) samples.
         fixed_samples = jax.lax.stop_gradient(samples)
 
+        @no_type_check
         def mean_cv(p):
             return jnp.mean(jax.vmap(lambda x: cv(p, x, state))(fixed_samples))
 
@@ -280,6 +281,7 @@ class ControlVariatesEstimator(eqx.Module):
         )
         function_jacobians = estimator(cv.function, params, dist_builder, cv_key)
 
+        @no_type_check
         def coefficient(jh, jf):
             jh, jf = jh.reshape(jh.shape[0], -1), jf.reshape(jf.shape[0], -1)
             covariance = jnp.mean(

@@ -1,7 +1,7 @@
 r"""The measure-valued (weak-derivative) gradient estimator, for Gaussians."""
 
 import math
-from typing import ClassVar
+from typing import ClassVar, no_type_check
 
 import equinox as eqx
 import jax
@@ -134,6 +134,7 @@ def _coordinatewise(
     diagonal = jnp.eye(size, dtype=bool)[None]
     mixed = jnp.where(diagonal, replaced, base)  # (n, size, size)
 
+    @no_type_check
     def one(x):
         return as_real_scalar(function(x.reshape(event)), samples.dtype)
 

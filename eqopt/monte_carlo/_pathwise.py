@@ -1,6 +1,6 @@
 r"""The pathwise (reparameterisation) gradient estimator."""
 
-from typing import ClassVar
+from typing import ClassVar, no_type_check
 
 import equinox as eqx
 import jax
@@ -92,6 +92,7 @@ class PathwiseEstimator(AbstractEstimator):
             "function that is not differentiable.",
         )
 
+        @no_type_check
         def surrogate(params):
             dist = dist_builder(*params)
             # vmap, so that `function` needs to handle one sample only.

@@ -1,6 +1,6 @@
 r"""The score-function (REINFORCE, likelihood-ratio) gradient estimator."""
 
-from typing import ClassVar
+from typing import ClassVar, no_type_check
 
 import equinox as eqx
 import jax
@@ -78,10 +78,12 @@ class ScoreFunctionEstimator(AbstractEstimator):
             "`params`.",
         )
 
+        @no_type_check
         def surrogate(params):
             dist = dist_builder(*params)
             samples = jax.lax.stop_gradient(dist.sample((self.num_samples,), key))
 
+            @no_type_check
             def one_sample_surrogate(x):
                 log_prob = dist.log_prob(x)
                 return as_real_scalar(function(x), log_prob.dtype) * log_prob

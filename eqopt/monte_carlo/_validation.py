@@ -7,7 +7,7 @@ values), so it costs nothing inside a compiled step and works under `jit`, `vmap
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, no_type_check
 
 import jax
 import jax.extend.core as jex
@@ -100,6 +100,7 @@ def check_differentiable(
     """
     args = [jax.ShapeDtypeStruct(jnp.shape(a), jnp.result_type(a)) for a in args]
 
+    @no_type_check
     def jvp(primals, tangents):
         return jax.jvp(fn, tuple(primals), tuple(tangents))
 

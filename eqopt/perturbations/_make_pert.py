@@ -1,7 +1,7 @@
 """Differentiable approximations of functions by random perturbation of their input."""
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, no_type_check
 
 import equinox as eqx
 import jax
@@ -78,6 +78,7 @@ class PerturbedFun(eqx.Module):
         leaves, treedef = jax.tree.flatten(x)
         baseline = self.fun(jax.lax.stop_gradient(x)) if self.use_baseline else None
 
+        @no_type_check
         def one_sample(sample_key):
             keys = jr.split(sample_key, len(leaves))
             shifted, noise = [], []

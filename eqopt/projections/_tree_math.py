@@ -6,7 +6,7 @@ itself rounded to bfloat16, and sum leaves of different dtypes without relying o
 implicit promotion.
 """
 
-from typing import Any
+from typing import Any, no_type_check
 
 import jax
 import jax.numpy as jnp
@@ -37,6 +37,7 @@ def as_arrays(tree: PyTree[ArrayLike]) -> PyTree[Array]:
 def as_float_arrays(tree: PyTree[ArrayLike]) -> PyTree[Inexact[Array, "..."]]:
     """Each leaf as a floating array: integer and bool leaves become default floats."""
 
+    @no_type_check
     def to_float(x):
         x = jnp.asarray(x)
         if jnp.issubdtype(x.dtype, jnp.inexact):
@@ -91,6 +92,7 @@ def tree_scale(scalar: Array, tree: Any) -> Any:
 def tree_add_scale(x: Any, scalar: Array, y: Any) -> Any:
     r"""$x + s\,y$ leaf by leaf, in float32 or wider, cast to the dtype of $x$."""
 
+    @no_type_check
     def add_scale(a, b):
         sb = _times(scalar, b)
         return (upcast(a).astype(sb.dtype) + sb).astype(a.dtype)

@@ -6,7 +6,7 @@ over those leaves in `jax.tree.leaves` order.
 """
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, no_type_check
 
 import equinox as eqx
 import jax
@@ -41,6 +41,7 @@ def _hvp(loss: LossFn, v: ArrayLike, params: Any, inputs: Any, targets: Any) -> 
             f"`ravel_pytree(params)`, here {flat.size}); got v.shape={v.shape}."
         )
 
+    @no_type_check
     def grad_fn(p):
         return jax.grad(lambda q: loss(eqx.combine(q, static), inputs, targets))(p)
 
@@ -123,6 +124,7 @@ def hessian_diag(
     _, _, flat, _ = _split(params)
     basis = jnp.eye(flat.size, dtype=flat.dtype)
 
+    @no_type_check
     def diagonal_entry(e):
         return jnp.vdot(e, _ravel(_hvp(loss, e, params, inputs, targets))[0])
 
