@@ -12,17 +12,20 @@ Measured, for each optimiser, with the same inputs and the same `jax.jit` wrappi
 2. a whole training step of a small Equinox MLP (dispatch-bound);
 3. the trace + compile time of that training step.
 
-Ratios are eqopt / Optax: below 1.00 means eqopt is faster. Nothing is asserted.
+Ratios are eqopt / Optax, the median over rounds of the ratio of the two runs of each
+round (the variants take turns in every round): below 1.00 means eqopt is faster.
+Nothing is asserted.
 """
 
 import argparse
+import statistics
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.random as jr
 import optax
-from common import header, interleaved_medians, update_step
+from common import header, interleaved_times, paired_ratios, update_step
 
 import eqopt
 
@@ -33,6 +36,28 @@ OPTIMISERS = {
     "sgd+momentum": (lambda: eqopt.sgd(1e-2, 0.9), lambda: optax.sgd(1e-2, 0.9)),
     "rmsprop": (lambda: eqopt.rmsprop(1e-3), lambda: optax.rmsprop(1e-3)),
 }
+
+
+def report(name, runs, repeats, scale, calls_per_run=1):
+    """Time `runs` (their turns interleaved) and print one row: the median time of each
+    (seconds times `scale`, per call) and, after each eqopt variant, its ratio to Optax
+    (the median of the per-round ratios). Returns the ratios."""
+    times = interleaved_times(runs, repeats)
+    ratios = paired_ratios(times, "optax")
+    cells = []
+    for label, values in times.items():
+        cells.append(f"{statistics.median(values) / calls_per_run * scale:13.2f}")
+        if label != "optax":
+            cells.append(f"{ratios[label]:6.2f}")
+    print(f"   {name:14s} " + " ".join(cells))
+    return ratios
+
+
+def print_header(unit, labels):
+    cells = [f"{'optax ' + unit:>13s}"]
+    for label in labels:
+        cells += [f"{label + ' ' + unit:>13s}", f"{'ratio':>6s}"]
+    print(f"   {'optimiser':14s} " + " ".join(cells))
 
 
 def large_params(n_leaves=100, total=10_000_000):
@@ -48,9 +73,7 @@ def bench_large_step(repeats):
     print(
         f"\n1. update + apply_updates, {n / 1e6:.1f}M float32 parameters in {len(params)} leaves"
     )
-    print(
-        f"   {'optimiser':14s} {'optax ms':>9s} {'eqopt ms':>9s} {'ratio':>6s} {'eqopt-arg ms':>13s} {'ratio':>6s}"
-    )
+    print_header("ms", ["eqopt", "eqopt-arg"])
     results = {}
     for name, (make_ours, make_theirs) in OPTIMISERS.items():
         runs = {}
@@ -76,14 +99,7 @@ def bench_large_step(repeats):
                 return box[0]
 
             runs[label] = once
-        timings = interleaved_medians(runs, repeats)
-        r1 = timings["eqopt"] / timings["optax"]
-        r2 = timings["eqopt-arg"] / timings["optax"]
-        results[name] = (r1, r2)
-        print(
-            f"   {name:14s} {timings['optax'] * 1e3:9.2f} {timings['eqopt'] * 1e3:9.2f} "
-            f"{r1:6.2f} {timings['eqopt-arg'] * 1e3:13.2f} {r2:6.2f}"
-        )
+        results[name] = report(name, runs, repeats, 1e3)
     return results
 
 
@@ -125,9 +141,7 @@ def bench_mlp(repeats):
     print(
         "\n2. whole training step of an Equinox MLP (32-64-64-1, batch 64), eqx.filter_jit"
     )
-    print(
-        f"   {'optimiser':14s} {'optax us':>9s} {'eqopt us':>9s} {'ratio':>6s} {'eqopt-arg us':>13s} {'ratio':>6s}"
-    )
+    print_header("us", ["eqopt", "eqopt-arg"])
     results = {}
     for name, (make_ours, make_theirs) in OPTIMISERS.items():
         ours, theirs = make_ours(), make_theirs()
@@ -148,14 +162,7 @@ def bench_mlp(repeats):
                 return jax.tree.leaves(box[0])[0]
 
             many[label] = twenty
-        timings = {k: t / 20 for k, t in interleaved_medians(many, repeats).items()}
-        r1 = timings["eqopt"] / timings["optax"]
-        r2 = timings["eqopt-arg"] / timings["optax"]
-        results[name] = (r1, r2)
-        print(
-            f"   {name:14s} {timings['optax'] * 1e6:9.1f} {timings['eqopt'] * 1e6:9.1f} "
-            f"{r1:6.2f} {timings['eqopt-arg'] * 1e6:13.1f} {r2:6.2f}"
-        )
+        results[name] = report(name, many, repeats, 1e6, calls_per_run=20)
     return results
 
 
@@ -164,7 +171,7 @@ def bench_compile(repeats):
     print(
         "\n3. trace + compile time of the MLP training step (fresh function each time)"
     )
-    print(f"   {'optimiser':14s} {'optax ms':>9s} {'eqopt ms':>9s} {'ratio':>6s}")
+    print_header("ms", ["eqopt"])
     results = {}
     for name, (make_ours, make_theirs) in OPTIMISERS.items():
         ours, theirs = make_ours(), make_theirs()
@@ -178,13 +185,8 @@ def bench_compile(repeats):
             step = make_mlp_steps(loss, ours, theirs)[1]
             step.lower(model, states[1], x, y).compile()
 
-        t = interleaved_medians(
-            {"optax": compile_optax, "eqopt": compile_eqopt}, repeats
-        )
-        results[name] = t["eqopt"] / t["optax"]
-        print(
-            f"   {name:14s} {t['optax'] * 1e3:9.1f} {t['eqopt'] * 1e3:9.1f} {results[name]:6.2f}"
-        )
+        runs = {"optax": compile_optax, "eqopt": compile_eqopt}
+        results[name] = report(name, runs, repeats, 1e3)
     return results
 
 
@@ -196,7 +198,7 @@ def main():
     header()
     bench_large_step(repeats)
     bench_mlp(repeats)
-    bench_compile(5 if args.quick else 11)
+    bench_compile(5 if args.quick else 21)
 
 
 if __name__ == "__main__":

@@ -6,17 +6,32 @@ import time
 import jax
 
 
-def interleaved_medians(fns, repeats):
-    """The median wall time (seconds) of each `fns[k]()`, blocked until its result is
-    ready. The functions take turns in each of the `repeats` rounds, so that a slow
-    spell of a shared machine falls on all of them alike."""
+def interleaved_times(fns, repeats):
+    """The wall times (seconds) of each `fns[k]()`, blocked until its result is ready,
+    one per round. The functions take turns in each of the `repeats` rounds, so that a
+    slow spell of a shared machine falls on all of them alike."""
     times = {k: [] for k in fns}
     for _ in range(repeats):
         for k, fn in fns.items():
             start = time.perf_counter()
             jax.block_until_ready(fn())
             times[k].append(time.perf_counter() - start)
+    return times
+
+
+def interleaved_medians(fns, repeats):
+    """The median of `interleaved_times` for each function."""
+    times = interleaved_times(fns, repeats)
     return {k: statistics.median(v) for k, v in times.items()}
+
+
+def paired_ratios(times, baseline):
+    """For each `k`, the median over rounds of `times[k] / times[baseline]`: each ratio
+    compares two runs of the same round, so a slow spell cancels out of it."""
+    return {
+        k: statistics.median(a / b for a, b in zip(v, times[baseline]))
+        for k, v in times.items()
+    }
 
 
 def update_step(opt, apply_updates):

@@ -51,12 +51,16 @@ class Chain(GradientTransformation):
     ) -> tuple[Updates, tuple[OptState, ...]]:
         _check_state_length("chain", state, len(self.transforms))
         new_state = []
-        dtypes = jax.tree.map(lambda g: g.dtype, updates)
-        updates = jax.tree.map(upcast, updates)  # no rounding between the steps
+        low_precision = any(upcast(g) is not g for g in jax.tree.leaves(updates))
+        if low_precision:  # no rounding between the steps
+            dtypes = jax.tree.map(lambda g: g.dtype, updates)
+            updates = jax.tree.map(upcast, updates)
         for transform, inner in zip(self.transforms, state):
             updates, inner = transform.update(updates, inner, params, **extra_args)
             new_state.append(inner)
-        return jax.tree.map(to_dtype, updates, dtypes), tuple(new_state)
+        if low_precision:
+            updates = jax.tree.map(to_dtype, updates, dtypes)
+        return updates, tuple(new_state)
 
 
 def chain(*args: GradientTransformation) -> Chain:

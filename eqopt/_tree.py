@@ -135,7 +135,7 @@ def map_leaves(
 
     One tree per output of `fn`, each with the structure of `updates`.
     """
-    treedef = jtu.tree_structure(updates, is_leaf=is_none)
+    flat, treedef = jtu.tree_flatten(updates, is_leaf=is_none)
     try:
         columns = [treedef.flatten_up_to(tree) for tree in others]
     except (ValueError, TypeError) as e:
@@ -146,7 +146,6 @@ def map_leaves(
             except (ValueError, TypeError):
                 raise structure_mismatch((names[0], name), (updates, tree)) from e
         raise
-    flat = treedef.flatten_up_to(updates)
     _check_leaves(flat, columns, updates, names)
     outs = [
         fn(g, *rest) if eqx.is_inexact_array(g) else (g, *rest)
