@@ -48,11 +48,6 @@ def update_step(opt, apply_updates):
     return step
 
 
-def median_time(fn, repeats):
-    """The median wall time of `fn()` (blocked until its result is ready), in seconds."""
-    return interleaved_medians({0: fn}, repeats)[0]
-
-
 def header():
     import optax
 
