@@ -24,7 +24,6 @@ class Interval:
         return bool(np.all(above & below))
 
     def __str__(self) -> str:
-        @no_type_check
         def show(v):
             return "inf" if math.isinf(v) else f"{v:g}"
 

@@ -153,7 +153,8 @@ def test_every_public_object_is_documented():
 
 
 def _nested_functions_without_no_type_check(tree):
-    """(line, name) of each `def` inside a function body that is not `@no_type_check`."""
+    """(line, name) of each `def` inside a function body that is not `@no_type_check`,
+    nor inside a function or class that is (the import hook skips those whole)."""
 
     def exempt(node):
         return any("no_type_check" in ast.unparse(d) for d in node.decorator_list)
@@ -162,9 +163,10 @@ def _nested_functions_without_no_type_check(tree):
 
     def visit(node, inside_function):
         for child in ast.iter_child_nodes(node):
+            definition = ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef
+            if isinstance(child, definition) and exempt(child):
+                continue  # nothing under it is wrapped either
             if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef):
-                if exempt(child):
-                    continue  # nothing under it is wrapped either
                 if inside_function:
                     found.append((child.lineno, child.name))
                 visit(child, True)

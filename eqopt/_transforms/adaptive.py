@@ -140,7 +140,7 @@ class ScaleByAdam(GradientTransformation):
             mu_new = ema(w1, mu, x)
             nu_new = ema(w2, nu, abs_sq(x))
             if self.nesterov:
-                (b1, one_minus_b1) = w1
+                b1, one_minus_b1 = w1
                 mu_hat = b1 * mu_new / next_c1 + one_minus_b1 * x / c1
             else:
                 mu_hat = mu_new / c1
@@ -187,7 +187,6 @@ def _rms_scalars(opt: "ScaleByRMS | ScaleByStddev", count: Count):
     """`dtype -> (decay weights, eps, bias correction or None)`, once per leaf dtype."""
 
     @ft.cache
-    @no_type_check
     def scalars(dtype):
         decay, eps = cast(dtype, opt.decay, opt.eps)
         correction = bias_correction(decay, count) if opt.bias_correction else None
