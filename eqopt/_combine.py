@@ -7,7 +7,7 @@ import jax
 
 from ._base import GradientTransformation
 from ._custom_types import OptState, Params, Updates
-from ._tree import to_dtype, upcast
+from ._tree import compute_dtype, to_dtype, upcast
 
 
 @no_type_check
@@ -51,7 +51,8 @@ class Chain(GradientTransformation):
     ) -> tuple[Updates, tuple[OptState, ...]]:
         _check_state_length("chain", state, len(self.transforms))
         new_state = []
-        low_precision = any(upcast(g) is not g for g in jax.tree.leaves(updates))
+        leaves = jax.tree.leaves(updates)
+        low_precision = any(compute_dtype(g) != g.dtype for g in leaves)
         if low_precision:  # no rounding between the steps
             dtypes = jax.tree.map(lambda g: g.dtype, updates)
             updates = jax.tree.map(upcast, updates)

@@ -32,7 +32,7 @@ def projection_unit_simplex(values: Float[Array, " n"]) -> Float[Array, " n"]:
 
 
 @projection_unit_simplex.defjvp
-def projection_unit_simplex_jvp(primals, tangents):
+def _projection_unit_simplex_jvp(primals, tangents):
     # On the support S of the projection, the Jacobian is I - 1 1ᵀ / |S|; zero off it.
     (values,), (dvalues,) = primals, tangents
     p = projection_unit_simplex(values)
