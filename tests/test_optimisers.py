@@ -310,3 +310,18 @@ def test_bfloat16_keeps_dtype_and_equals_float32_cast_at_the_end(case):
     # Later steps too keep bfloat16 (state and parameters).
     u16, state16 = opt.update(g16, state16, new16)
     assert all(x.dtype == jnp.bfloat16 for x in jax.tree.leaves(u16))
+
+
+@pytest.mark.parametrize("case", REGISTRY, ids=ids)
+def test_init_from_abstract_shapes(case):
+    """`init` reads only shapes and dtypes: it runs under `jax.eval_shape` on
+    `ShapeDtypeStruct`s (Optax's `dadapt_adamw`, `dog`, `prodigy` cannot), and the
+    abstract state has the shapes and dtypes of the concrete one."""
+    params, _ = make_problem()
+    opt = case.make(case.h or 0.1)
+    abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), params)
+    shapes = eqx.filter_eval_shape(opt.init, abstract)
+    concrete = opt.init(params)
+    assert jax.tree.structure(shapes) == jax.tree.structure(concrete)
+    for s, c in zip(jax.tree.leaves(shapes), jax.tree.leaves(concrete)):
+        assert (s.shape, s.dtype) == (c.shape, c.dtype)

@@ -1,87 +1,11 @@
-"""The one registry of optimisers and transformations under test.
+"""The foundation's transformations and optimisers, and Adam with every schedule."""
 
-Each `Case` builds an eqopt transformation and (where Optax has it) the Optax reference
-from one swept hyperparameter value `h` (a learning rate, a decay, a threshold...). A new
-optimiser gets every generic test by being added here.
-"""
-
-import dataclasses
-from collections.abc import Callable
-from typing import Any
-
-import equinox as eqx
-import jax
 import jax.numpy as jnp
 import optax
 
 import eqopt
 
-
-@dataclasses.dataclass(frozen=True)
-class Case:
-    id: str
-    make: Callable[[Any], eqopt.GradientTransformation]
-    reference: Callable[[Any], Any] | None
-    #: The value of the swept hyperparameter; `None` if the case has none.
-    h: float | None = 0.1
-    #: Whether the result is a descent method (so a loss should go down).
-    descends: bool = True
-    #: Multiplicative factors for sweeps and retracing tests that keep `h` in range.
-    factors: tuple[float, ...] = (0.5, 0.8, 1.0)
-    #: Relative tolerance of the Optax comparison, if not the float32 default (say why).
-    rtol: float | None = None
-    atol: float | None = None
-    #: Whether the trained result is a smooth function of `h` (finite differences apply).
-    smooth: bool = True
-
-
-def _mask(params):
-    # Decay only matrices (arrays with at least two dimensions), a typical use.
-    return jax.tree.map(lambda x: eqx.is_array(x) and x.ndim >= 2, params)
-
-
-# A schedule of every kind, each peaking around `h`: name -> (eqopt, optax) builders.
-SCHEDULES = {
-    "constant": (
-        lambda h: eqopt.constant_schedule(h),
-        lambda h: optax.constant_schedule(h),
-    ),
-    "linear": (
-        lambda h: eqopt.linear_schedule(h, h / 10, 8, 2),
-        lambda h: optax.linear_schedule(h, h / 10, 8, 2),
-    ),
-    "polynomial": (
-        lambda h: eqopt.polynomial_schedule(h, h / 10, 2.0, 8, 1),
-        lambda h: optax.polynomial_schedule(h, h / 10, 2.0, 8, 1),
-    ),
-    "cosine": (
-        lambda h: eqopt.cosine_decay_schedule(h, 8, 0.1, 1.5),
-        lambda h: optax.cosine_decay_schedule(h, 8, 0.1, 1.5),
-    ),
-    "exponential": (
-        lambda h: eqopt.exponential_decay(h, 3, 0.5, 1, True, h / 4),
-        lambda h: optax.exponential_decay(h, 3, 0.5, 1, True, h / 4),
-    ),
-    "piecewise": (
-        lambda h: eqopt.piecewise_constant_schedule(h, {3: 0.5, 6: 0.2}),
-        lambda h: optax.piecewise_constant_schedule(h, {3: 0.5, 6: 0.2}),
-    ),
-    "warmup_cosine": (
-        lambda h: eqopt.warmup_cosine_decay_schedule(h / 10, h, 3, 10, h / 20),
-        lambda h: optax.warmup_cosine_decay_schedule(h / 10, h, 3, 10, h / 20),
-    ),
-    "join": (
-        lambda h: eqopt.join_schedules(
-            [eqopt.linear_schedule(0.0, h, 3), eqopt.constant_schedule(h / 2)], [3]
-        ),
-        lambda h: optax.join_schedules(
-            [optax.linear_schedule(0.0, h, 3), optax.constant_schedule(h / 2)], [3]
-        ),
-    ),
-}
-
-
-SCHEDULE_NAMES = tuple(SCHEDULES)
+from .case import _mask, Case, SCHEDULE_NAMES, SCHEDULES
 
 
 def _adam_with_schedule(name):
@@ -92,7 +16,7 @@ def _adam_with_schedule(name):
     )
 
 
-REGISTRY: tuple[Case, ...] = (
+CASES: tuple[Case, ...] = (
     # Transformations.
     Case(
         "identity", lambda h: eqopt.identity(), lambda h: optax.identity(), None, False
@@ -274,12 +198,3 @@ REGISTRY: tuple[Case, ...] = (
 SCHEDULED: tuple[Case, ...] = tuple(
     _adam_with_schedule(name) for name in SCHEDULE_NAMES
 )
-
-WITH_HYPERPARAMETER = tuple(c for c in REGISTRY if c.h is not None)
-WITH_REFERENCE = tuple(c for c in REGISTRY + SCHEDULED if c.reference is not None)
-DESCENDING = tuple(c for c in REGISTRY if c.descends)
-SMOOTH = tuple(c for c in WITH_HYPERPARAMETER + SCHEDULED if c.smooth)
-
-
-def ids(case: Case) -> str:
-    return case.id

@@ -1,0 +1,23 @@
+"""The one registry of optimisers and transformations under test.
+
+Each `Case` builds an eqopt transformation and (where Optax has it) the Optax reference
+from one swept hyperparameter value `h` (a learning rate, a decay, a threshold...). A new
+optimiser gets every generic test by being added to its family's module here, and that
+module's `CASES` to `REGISTRY` below.
+"""
+
+from . import core
+from .case import Case as Case, SCHEDULE_NAMES as SCHEDULE_NAMES, SCHEDULES as SCHEDULES
+
+
+REGISTRY: tuple[Case, ...] = core.CASES
+SCHEDULED: tuple[Case, ...] = core.SCHEDULED
+
+WITH_HYPERPARAMETER = tuple(c for c in REGISTRY if c.h is not None)
+WITH_REFERENCE = tuple(c for c in REGISTRY + SCHEDULED if c.reference is not None)
+DESCENDING = tuple(c for c in REGISTRY if c.descends)
+SMOOTH = tuple(c for c in WITH_HYPERPARAMETER + SCHEDULED if c.smooth)
+
+
+def ids(case: Case) -> str:
+    return case.id
