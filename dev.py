@@ -59,6 +59,7 @@ TASKS = {
         ["benchmarks/bench_step.py"],
         ["benchmarks/bench_sweep.py"],
         ["benchmarks/bench_memory.py"],
+        ["benchmarks/bench_import.py"],
     ],
     "examples": [
         ["examples/quickstart.py", "--steps", "60"],

@@ -1,26 +1,31 @@
 """eqopt: gradient processing and optimisation for JAX, as Equinox Modules.
 
 Every public `init`, `update` and schedule call is checked at trace time with jaxtyping
-and beartype (installed here, once, as an import hook over the whole package).
+and beartype, by an import hook over the whole package, installed here once and left
+installed, so that sub-packages loaded later (below) are checked too.
+
+The core (transformations, optimisers, schedules, tree utilities) is imported with the
+package; the other sub-packages (`losses`, `monte_carlo`, `projections`...) and the
+names re-exported from them (`eqopt.huber_loss`...) are imported on first use, which
+keeps `import eqopt` fast (`benchmarks/bench_import.py`).
 """
 
+import importlib
 import importlib.metadata
+from typing import TYPE_CHECKING
 
 from jaxtyping import install_import_hook
 
+from . import _typecheck  # noqa: E402, F401  (the hook's typechecker, imported unchecked)
 
-with install_import_hook("eqopt", "beartype.beartype"):
+
+install_import_hook("eqopt", "eqopt._typecheck.lazy_beartype")
+
+if True:  # noqa: SIM108 (keeps the re-exports indented as one block)
     from . import (
-        assignment as assignment,
-        losses as losses,
-        monte_carlo as monte_carlo,
-        perturbations as perturbations,
-        projections as projections,
         schedules as schedules,
-        second_order as second_order,
         tree as tree,
         tree_utils as tree_utils,
-        utils as utils,
     )
     from ._alias import (
         AbstractOptimiser as AbstractOptimiser,
@@ -85,6 +90,81 @@ with install_import_hook("eqopt", "beartype.beartype"):
         ScaleByScheduleState as ScaleByScheduleState,
     )
     from ._update import apply_updates as apply_updates
+    from .schedules import (
+        constant_schedule as constant_schedule,
+        cosine_decay_schedule as cosine_decay_schedule,
+        exponential_decay as exponential_decay,
+        join_schedules as join_schedules,
+        linear_schedule as linear_schedule,
+        piecewise_constant_schedule as piecewise_constant_schedule,
+        polynomial_schedule as polynomial_schedule,
+        warmup_cosine_decay_schedule as warmup_cosine_decay_schedule,
+    )
+
+
+__version__ = importlib.metadata.version("eqopt")
+
+
+#: Sub-packages imported on first use: `eqopt.losses`, ...
+_LAZY_SUBPACKAGES = (
+    "assignment",
+    "losses",
+    "monte_carlo",
+    "perturbations",
+    "projections",
+    "second_order",
+    "utils",
+)
+#: Names re-exported from those sub-packages, imported on first use, by sub-package.
+_LAZY_NAMES = {
+    "convex_kl_divergence": "losses",
+    "cosine_distance": "losses",
+    "cosine_similarity": "losses",
+    "ctc_loss": "losses",
+    "ctc_loss_with_forward_probs": "losses",
+    "generalized_kl_divergence": "losses",
+    "hinge_loss": "losses",
+    "huber_loss": "losses",
+    "kl_divergence": "losses",
+    "l2_loss": "losses",
+    "log_cosh": "losses",
+    "ntxent": "losses",
+    "safe_softmax_cross_entropy": "losses",
+    "sigmoid_binary_cross_entropy": "losses",
+    "sigmoid_focal_loss": "losses",
+    "smooth_labels": "losses",
+    "softmax_cross_entropy": "losses",
+    "softmax_cross_entropy_with_integer_labels": "losses",
+    "squared_error": "losses",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY_SUBPACKAGES:
+        value = importlib.import_module(f"{__name__}.{name}")
+    elif name in _LAZY_NAMES:
+        module = importlib.import_module(f"{__name__}.{_LAZY_NAMES[name]}")
+        value = getattr(module, name)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value  # later look-ups find it without coming here
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY_SUBPACKAGES, *_LAZY_NAMES})
+
+
+if TYPE_CHECKING:  # the same names, for static type checkers and IDEs
+    from . import (
+        assignment as assignment,
+        losses as losses,
+        monte_carlo as monte_carlo,
+        perturbations as perturbations,
+        projections as projections,
+        second_order as second_order,
+        utils as utils,
+    )
     from .losses import (
         convex_kl_divergence as convex_kl_divergence,
         cosine_distance as cosine_distance,
@@ -106,16 +186,3 @@ with install_import_hook("eqopt", "beartype.beartype"):
         softmax_cross_entropy_with_integer_labels as softmax_cross_entropy_with_integer_labels,
         squared_error as squared_error,
     )
-    from .schedules import (
-        constant_schedule as constant_schedule,
-        cosine_decay_schedule as cosine_decay_schedule,
-        exponential_decay as exponential_decay,
-        join_schedules as join_schedules,
-        linear_schedule as linear_schedule,
-        piecewise_constant_schedule as piecewise_constant_schedule,
-        polynomial_schedule as polynomial_schedule,
-        warmup_cosine_decay_schedule as warmup_cosine_decay_schedule,
-    )
-
-
-__version__ = importlib.metadata.version("eqopt")

@@ -191,3 +191,34 @@ def test_nested_functions_are_not_rewrapped_by_the_type_checker():
         )
     ]
     assert not offenders, f"nested functions need `@no_type_check`: {offenders}"
+
+
+def test_lazy_names_resolve_and_match_the_static_list():
+    """The sub-packages and names `eqopt` imports on first use are all reachable, and are
+    the ones listed for static type checkers under `if TYPE_CHECKING:`."""
+    init = pathlib.Path(eqopt.__file__).read_text()
+    static_block = init[init.index("if TYPE_CHECKING:") :]
+    static = set(re.findall(r"(\w+) as \1", static_block))
+    lazy = set(eqopt._LAZY_SUBPACKAGES) | set(eqopt._LAZY_NAMES)
+    assert static == lazy
+    for name in lazy:
+        assert getattr(eqopt, name) is not None
+        assert name in dir(eqopt)
+    with pytest.raises(AttributeError, match="no attribute 'not_a_name'"):
+        eqopt.not_a_name  # noqa: B018
+
+
+def test_import_loads_the_heavy_subpackages_on_first_use_only():
+    import subprocess
+    import sys
+
+    program = (
+        "import sys, eqopt; "
+        "print(sorted(m for m in sys.modules if m in "
+        f"{[f'eqopt.{m}' for m in eqopt._LAZY_SUBPACKAGES]!r})); "
+        "eqopt.huber_loss; print('eqopt.losses' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, check=True
+    ).stdout.split("\n")
+    assert out[0] == "[]" and out[1] == "True"
