@@ -5,11 +5,13 @@ Run with `python3 dev.py bench` (or `python benchmarks/bench_step.py [--quick]`)
 Measured, for each optimiser, with the same inputs and the same `jax.jit` wrapping
 (parameters and state donated), warm-up excluded, median of repeats:
 
-1. a jitted `update` + `apply_updates` step on ~10M float32 parameters in 100 leaves,
-   with the optimiser closed over (as Optax users write it) and, for eqopt, also passed
-   as an argument of the same `jax.jit` (so changing a hyperparameter does not
-   recompile);
-2. a whole training step of a small Equinox MLP (dispatch-bound);
+1. for every optimiser of the test registry that Optax has (`--only adam lion` for
+   some), a jitted `update` + `apply_updates` step on ~10M float32 parameters in 100
+   leaves, with the optimiser closed over (as Optax users write it) and, for eqopt,
+   also passed as an argument of the same `jax.jit` (so changing a hyperparameter does
+   not recompile); and the size of each library's optimiser state;
+2. a whole training step of a small Equinox MLP (dispatch-bound), for four common
+   optimisers (`OPTIMISERS`);
 3. the trace + compile time of that training step.
 
 Ratios are eqopt / Optax, the median over rounds of the ratio of the two runs of each
@@ -18,7 +20,9 @@ Nothing is asserted.
 """
 
 import argparse
+import pathlib
 import statistics
+import sys
 
 import equinox as eqx
 import jax
@@ -38,7 +42,7 @@ OPTIMISERS = {
 }
 
 
-def report(name, runs, repeats, scale, calls_per_run=1):
+def report(name, runs, repeats, scale, calls_per_run=1, extra=""):
     """Time `runs` (their turns interleaved) and print one row: the median time of each
     (seconds times `scale`, per call) and, after each eqopt variant, its ratio to Optax
     (the median of the per-round ratios). Returns the ratios."""
@@ -49,15 +53,15 @@ def report(name, runs, repeats, scale, calls_per_run=1):
         cells.append(f"{statistics.median(values) / calls_per_run * scale:13.2f}")
         if label != "optax":
             cells.append(f"{ratios[label]:6.2f}")
-    print(f"   {name:14s} " + " ".join(cells))
+    print(f"   {name:30s} " + " ".join(cells) + f"  {extra}")
     return ratios
 
 
-def print_header(unit, labels):
+def print_header(unit, labels, extra=""):
     cells = [f"{'optax ' + unit:>13s}"]
     for label in labels:
         cells += [f"{label + ' ' + unit:>13s}", f"{'ratio':>6s}"]
-    print(f"   {'optimiser':14s} " + " ".join(cells))
+    print(f"   {'optimiser':30s} " + " ".join(cells) + f"  {extra}")
 
 
 def large_params(n_leaves=100, total=10_000_000):
@@ -66,17 +70,45 @@ def large_params(n_leaves=100, total=10_000_000):
     return [jr.normal(k, (side, side)) for k in keys]
 
 
-def bench_large_step(repeats):
+def registered_optimisers(only=None):
+    """name -> (eqopt factory, Optax factory) for every optimiser of the test registry
+    (`tests/registry`) that Optax also has, at the registry's hyperparameter value.
+    Transformations on their own (`scale_by_adam`...) are left out: each is part of an
+    optimiser here. `only` keeps the names containing one of its strings."""
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
+    from tests.registry import REGISTRY
+
+    out = {}
+    for case in REGISTRY:
+        h = 0.1 if case.h is None else case.h
+        if case.reference is None or not isinstance(
+            case.make(h), eqopt.AbstractOptimiser
+        ):
+            continue
+        if only and not any(s in case.id for s in only):
+            continue
+        out[case.id] = (
+            lambda case=case, h=h: case.make(h),
+            lambda case=case, h=h: case.reference(h),
+        )
+    return out
+
+
+def state_megabytes(state):
+    return sum(x.nbytes for x in jax.tree.leaves(state) if hasattr(x, "nbytes")) / 1e6
+
+
+def bench_large_step(repeats, optimisers):
     params = large_params()
     n = sum(p.size for p in params)
     grads = [jnp.full_like(p, 1e-3) for p in params]
     print(
         f"\n1. update + apply_updates, {n / 1e6:.1f}M float32 parameters in {len(params)} leaves"
     )
-    print_header("ms", ["eqopt", "eqopt-arg"])
+    print_header("ms", ["eqopt", "eqopt-arg"], extra="state MB optax/eqopt")
     results = {}
-    for name, (make_ours, make_theirs) in OPTIMISERS.items():
-        runs = {}
+    for name, (make_ours, make_theirs) in optimisers.items():
+        runs, megabytes = {}, []
         for label, opt, apply, as_argument in (
             ("optax", make_theirs(), optax.apply_updates, False),
             ("eqopt", make_ours(), eqopt.apply_updates, False),
@@ -92,14 +124,18 @@ def bench_large_step(repeats):
             else:
                 jitted = jax.jit(update_step(opt, apply), donate_argnums=(0, 1))
                 run = lambda p, s, jitted=jitted: jitted(p, s, grads)  # noqa: E731
-            box = list(run([x.copy() for x in params], opt.init(params)))  # compile
+            state = opt.init(params)
+            if not as_argument:
+                megabytes.append(state_megabytes(state))
+            box = list(run([x.copy() for x in params], state))  # compile
 
             def once(run=run, box=box):
                 box[0], box[1] = run(box[0], box[1])
                 return box[0]
 
             runs[label] = once
-        results[name] = report(name, runs, repeats, 1e3)
+        extra = f"{megabytes[0]:8.1f}/{megabytes[1]:.1f}"
+        results[name] = report(name, runs, repeats, 1e3, extra=extra)
     return results
 
 
@@ -193,10 +229,13 @@ def bench_compile(repeats):
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="few repeats (smoke run)")
+    parser.add_argument(
+        "--only", nargs="*", help="step benchmark: only optimisers whose id has one"
+    )
     args = parser.parse_args()
     repeats = 3 if args.quick else 15
     header()
-    bench_large_step(repeats)
+    bench_large_step(repeats, registered_optimisers(args.only))
     bench_mlp(repeats)
     bench_compile(5 if args.quick else 21)
 
