@@ -36,8 +36,10 @@ with install_import_hook("eqopt", "beartype.beartype"):
     from ._base import (
         EmptyState as EmptyState,
         GradientTransformation as GradientTransformation,
+        GradientTransformationExtraArgs as GradientTransformationExtraArgs,
         Identity as Identity,
         identity as identity,
+        init_empty_state as init_empty_state,
         set_to_zero as set_to_zero,
         SetToZero as SetToZero,
     )
@@ -46,6 +48,28 @@ with install_import_hook("eqopt", "beartype.beartype"):
         chain as chain,
         named_chain as named_chain,
         NamedChain as NamedChain,
+    )
+    from ._custom_types import (
+        MaskOrFn as MaskOrFn,
+        OptState as OptState,
+        Params as Params,
+        ScalarOrSchedule as ScalarOrSchedule,
+        Schedule as Schedule,
+        TransformInitFn as TransformInitFn,
+        TransformUpdateExtraArgsFn as TransformUpdateExtraArgsFn,
+        TransformUpdateFn as TransformUpdateFn,
+        Updates as Updates,
+    )
+    from ._linear_algebra import (
+        global_norm as global_norm,
+        matrix_inverse_pth_root as matrix_inverse_pth_root,
+        power_iteration as power_iteration,
+    )
+    from ._numerics import (
+        safe_increment as safe_increment,
+        safe_int32_increment as safe_int32_increment,
+        safe_norm as safe_norm,
+        safe_root_mean_squares as safe_root_mean_squares,
     )
     from ._transforms.adaptive import (
         scale_by_adam as scale_by_adam,
@@ -65,10 +89,13 @@ with install_import_hook("eqopt", "beartype.beartype"):
         clip as clip,
         clip_by_global_norm as clip_by_global_norm,
         ClipByGlobalNorm as ClipByGlobalNorm,
+        ClipByGlobalNormState as ClipByGlobalNormState,
+        ClipState as ClipState,
     )
     from ._transforms.decay import (
         add_decayed_weights as add_decayed_weights,
         AddDecayedWeights as AddDecayedWeights,
+        AddDecayedWeightsState as AddDecayedWeightsState,
     )
     from ._transforms.momentum import (
         Trace as Trace,
@@ -83,6 +110,7 @@ with install_import_hook("eqopt", "beartype.beartype"):
         ScaleByLearningRate as ScaleByLearningRate,
         ScaleBySchedule as ScaleBySchedule,
         ScaleByScheduleState as ScaleByScheduleState,
+        ScaleState as ScaleState,
     )
     from ._update import apply_updates as apply_updates
     from .losses import (
@@ -122,6 +150,13 @@ with install_import_hook("eqopt", "beartype.beartype"):
         warmup_cosine_decay_schedule as warmup_cosine_decay_schedule,
         warmup_exponential_decay_schedule as warmup_exponential_decay_schedule,
     )
+    from .tree import (
+        bias_correction as bias_correction,
+        update_infinity_moment as update_infinity_moment,
+        update_moment as update_moment,
+        update_moment_per_elem_norm as update_moment_per_elem_norm,
+    )
+    from .utils import multi_normal as multi_normal
 
 
 __version__ = importlib.metadata.version("eqopt")

@@ -4,6 +4,7 @@ from .._base import (
     AbstractSchedule as AbstractSchedule,
     FunctionSchedule as FunctionSchedule,
 )
+from .._custom_types import Schedule as Schedule
 from ._onecycle import (
     cosine_onecycle_schedule as cosine_onecycle_schedule,
     CosineOnecycleSchedule as CosineOnecycleSchedule,

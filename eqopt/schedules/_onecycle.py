@@ -188,7 +188,9 @@ class LinearOnecycleSchedule(AbstractSchedule):
             steps: 1.0 / self.final_div_factor,
         }
         init_value = self.peak_value / d
-        return _piecewise_interpolate("linear", init_value, boundaries_and_scales, count)
+        return _piecewise_interpolate(
+            "linear", init_value, boundaries_and_scales, count
+        )
 
 
 class CosineOnecycleSchedule(AbstractSchedule):
@@ -233,7 +235,9 @@ class CosineOnecycleSchedule(AbstractSchedule):
             steps: 1.0 / (d * self.final_div_factor),
         }
         init_value = self.peak_value / d
-        return _piecewise_interpolate("cosine", init_value, boundaries_and_scales, count)
+        return _piecewise_interpolate(
+            "cosine", init_value, boundaries_and_scales, count
+        )
 
 
 piecewise_interpolate_schedule = PiecewiseInterpolateSchedule

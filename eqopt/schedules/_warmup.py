@@ -51,7 +51,9 @@ class WarmupConstantSchedule(AbstractSchedule):
         check_steps("warmup_constant_schedule", warmup_steps=self.warmup_steps)
 
     def __call__(self, count: Count) -> Value:
-        return LinearSchedule(self.init_value, self.peak_value, self.warmup_steps)(count)
+        return LinearSchedule(self.init_value, self.peak_value, self.warmup_steps)(
+            count
+        )
 
 
 class WarmupExponentialDecaySchedule(AbstractSchedule):
@@ -96,7 +98,9 @@ class WarmupExponentialDecaySchedule(AbstractSchedule):
     def __check_init__(self):
         owner = "warmup_exponential_decay_schedule"
         check_steps(
-            owner, warmup_steps=self.warmup_steps, transition_begin=self.transition_begin
+            owner,
+            warmup_steps=self.warmup_steps,
+            transition_begin=self.transition_begin,
         )
         check_hyperparameters(owner, self, decay_rate=NONNEGATIVE)
 

@@ -38,7 +38,10 @@ def _sgdr_cycles(h):
     return [
         dict(init_value=h / 10, peak_value=h, warmup_steps=2, decay_steps=5),
         dict(
-            init_value=h / 10, peak_value=h / 2, warmup_steps=1, decay_steps=4,
+            init_value=h / 10,
+            peak_value=h / 2,
+            warmup_steps=1,
+            decay_steps=4,
             end_value=h / 20,
         ),
     ]
