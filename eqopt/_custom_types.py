@@ -9,7 +9,7 @@ nested `update` of a chain, for no extra safety.)
 """
 
 from collections.abc import Callable
-from typing import Any, Protocol, TypeAlias
+from typing import Any, Protocol, runtime_checkable, TypeAlias
 
 from jaxtyping import Array, ArrayLike, Float, Int, PyTree, Real
 
@@ -31,7 +31,9 @@ Params: TypeAlias = Any
 OptState: TypeAlias = Any
 
 
-# Optax's typing names, for code written against Optax (`optax.Params`...).
+# Optax's typing names, for code written against Optax (`optax.Params`...). The
+# protocols are `runtime_checkable` (Optax's are not), so that jaxtyping + beartype can
+# check an argument annotated with them (any callable passes).
 
 #: A schedule: a function of the step count (eqopt's schedule Modules are such
 #: functions; a plain function is wrapped in `eqopt.schedules.FunctionSchedule`).
@@ -42,6 +44,7 @@ ScalarOrSchedule: TypeAlias = ScalarLike | Schedule
 MaskOrFn: TypeAlias = Any | Callable[[Params], Any] | None
 
 
+@runtime_checkable
 class TransformInitFn(Protocol):
     """The type of a transformation's `init`: parameters to initial state.
 
@@ -52,6 +55,7 @@ class TransformInitFn(Protocol):
         """The initial state for `params`."""
 
 
+@runtime_checkable
 class TransformUpdateFn(Protocol):
     """The type of a transformation's `update`: updates, state (and params) to updates
     and new state.
@@ -65,6 +69,7 @@ class TransformUpdateFn(Protocol):
         """The transformed updates and the new state."""
 
 
+@runtime_checkable
 class TransformUpdateExtraArgsFn(Protocol):
     """The type of an `update` that also takes extra keyword arguments (such as the
     loss `value` a line search needs), ignoring those it does not use. Every eqopt

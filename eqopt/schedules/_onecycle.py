@@ -55,12 +55,12 @@ def _piecewise_interpolate(
     with jax.numpy_dtype_promotion("standard"):  # explicit, whatever the config
         dtype = jnp.result_type(init_value, *scales)
     values = jnp.cumprod(jnp.stack([x.astype(dtype) for x in (init_value, *scales)]))
-    bounds = np.asarray([[0] + [boundary for boundary, _ in items]])
+    t = jnp.reshape(count, (-1, 1))  # each count (a row) against every interval
+    bounds = np.asarray([[0] + [boundary for boundary, _ in items]], t.dtype)
     starts, ends = bounds[:, :-1], bounds[:, 1:]
     sizes = np.maximum(ends - starts, 1)
-    t = jnp.reshape(count, (-1, 1))  # each count (a row) against every interval
     inside = (starts <= t) & (t < ends)
-    pct = (t - starts.astype(t.dtype)).astype(dtype) / sizes.astype(dtype)
+    pct = (t - starts).astype(dtype) / sizes.astype(dtype)
     interpolated = interpolate(values[None, :-1], values[None, 1:], pct)
     between = jnp.sum(jnp.where(inside, interpolated, 0), axis=1)
     after = jnp.where(t[:, 0] >= bounds[0, -1], values[-1], 0)
