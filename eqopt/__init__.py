@@ -16,90 +16,131 @@ from typing import TYPE_CHECKING
 
 from jaxtyping import install_import_hook
 
-from . import _typecheck  # noqa: E402, F401  (the hook's typechecker, imported unchecked)
+from . import _typecheck  # noqa: F401  (the hook's typechecker, imported unchecked)
 
 
 install_import_hook("eqopt", "eqopt._typecheck.lazy_beartype")
 
-if True:  # noqa: SIM108 (keeps the re-exports indented as one block)
-    from . import (
-        schedules as schedules,
-        tree as tree,
-        tree_utils as tree_utils,
-    )
-    from ._alias import (
-        AbstractOptimiser as AbstractOptimiser,
-        Adam as Adam,
-        adam as adam,
-        AdamW as AdamW,
-        adamw as adamw,
-        RMSProp as RMSProp,
-        rmsprop as rmsprop,
-        SGD as SGD,
-        sgd as sgd,
-    )
-    from ._base import (
-        EmptyState as EmptyState,
-        GradientTransformation as GradientTransformation,
-        Identity as Identity,
-        identity as identity,
-        set_to_zero as set_to_zero,
-        SetToZero as SetToZero,
-    )
-    from ._combine import (
-        Chain as Chain,
-        chain as chain,
-        named_chain as named_chain,
-        NamedChain as NamedChain,
-    )
-    from ._transforms.adaptive import (
-        scale_by_adam as scale_by_adam,
-        scale_by_rms as scale_by_rms,
-        scale_by_stddev as scale_by_stddev,
-        ScaleByAdam as ScaleByAdam,
-        ScaleByAdamState as ScaleByAdamState,
-        ScaleByRMS as ScaleByRMS,
-        ScaleByRmsState as ScaleByRmsState,
-        ScaleByRmsWithCountState as ScaleByRmsWithCountState,
-        ScaleByRStdDevState as ScaleByRStdDevState,
-        ScaleByRStdDevWithCountState as ScaleByRStdDevWithCountState,
-        ScaleByStddev as ScaleByStddev,
-    )
-    from ._transforms.clipping import (
-        Clip as Clip,
-        clip as clip,
-        clip_by_global_norm as clip_by_global_norm,
-        ClipByGlobalNorm as ClipByGlobalNorm,
-    )
-    from ._transforms.decay import (
-        add_decayed_weights as add_decayed_weights,
-        AddDecayedWeights as AddDecayedWeights,
-    )
-    from ._transforms.momentum import (
-        Trace as Trace,
-        trace as trace,
-        TraceState as TraceState,
-    )
-    from ._transforms.scaling import (
-        Scale as Scale,
-        scale as scale,
-        scale_by_learning_rate as scale_by_learning_rate,
-        scale_by_schedule as scale_by_schedule,
-        ScaleByLearningRate as ScaleByLearningRate,
-        ScaleBySchedule as ScaleBySchedule,
-        ScaleByScheduleState as ScaleByScheduleState,
-    )
-    from ._update import apply_updates as apply_updates
-    from .schedules import (
-        constant_schedule as constant_schedule,
-        cosine_decay_schedule as cosine_decay_schedule,
-        exponential_decay as exponential_decay,
-        join_schedules as join_schedules,
-        linear_schedule as linear_schedule,
-        piecewise_constant_schedule as piecewise_constant_schedule,
-        polynomial_schedule as polynomial_schedule,
-        warmup_cosine_decay_schedule as warmup_cosine_decay_schedule,
-    )
+from . import (
+    schedules as schedules,
+    tree as tree,
+    tree_utils as tree_utils,
+)
+from ._alias import (
+    AbstractOptimiser as AbstractOptimiser,
+    Adam as Adam,
+    adam as adam,
+    AdamW as AdamW,
+    adamw as adamw,
+    RMSProp as RMSProp,
+    rmsprop as rmsprop,
+    SGD as SGD,
+    sgd as sgd,
+)
+from ._base import (
+    EmptyState as EmptyState,
+    GradientTransformation as GradientTransformation,
+    GradientTransformationExtraArgs as GradientTransformationExtraArgs,
+    Identity as Identity,
+    identity as identity,
+    init_empty_state as init_empty_state,
+    set_to_zero as set_to_zero,
+    SetToZero as SetToZero,
+)
+from ._combine import (
+    Chain as Chain,
+    chain as chain,
+    named_chain as named_chain,
+    NamedChain as NamedChain,
+)
+from ._custom_types import (
+    MaskOrFn as MaskOrFn,
+    OptState as OptState,
+    Params as Params,
+    ScalarOrSchedule as ScalarOrSchedule,
+    Schedule as Schedule,
+    TransformInitFn as TransformInitFn,
+    TransformUpdateExtraArgsFn as TransformUpdateExtraArgsFn,
+    TransformUpdateFn as TransformUpdateFn,
+    Updates as Updates,
+)
+from ._linear_algebra import (
+    global_norm as global_norm,
+    matrix_inverse_pth_root as matrix_inverse_pth_root,
+    power_iteration as power_iteration,
+)
+from ._numerics import (
+    safe_increment as safe_increment,
+    safe_int32_increment as safe_int32_increment,
+    safe_norm as safe_norm,
+    safe_root_mean_squares as safe_root_mean_squares,
+)
+from ._transforms.adaptive import (
+    scale_by_adam as scale_by_adam,
+    scale_by_rms as scale_by_rms,
+    scale_by_stddev as scale_by_stddev,
+    ScaleByAdam as ScaleByAdam,
+    ScaleByAdamState as ScaleByAdamState,
+    ScaleByRMS as ScaleByRMS,
+    ScaleByRmsState as ScaleByRmsState,
+    ScaleByRmsWithCountState as ScaleByRmsWithCountState,
+    ScaleByRStdDevState as ScaleByRStdDevState,
+    ScaleByRStdDevWithCountState as ScaleByRStdDevWithCountState,
+    ScaleByStddev as ScaleByStddev,
+)
+from ._transforms.clipping import (
+    Clip as Clip,
+    clip as clip,
+    clip_by_global_norm as clip_by_global_norm,
+    ClipByGlobalNorm as ClipByGlobalNorm,
+    ClipByGlobalNormState as ClipByGlobalNormState,
+    ClipState as ClipState,
+)
+from ._transforms.decay import (
+    add_decayed_weights as add_decayed_weights,
+    AddDecayedWeights as AddDecayedWeights,
+    AddDecayedWeightsState as AddDecayedWeightsState,
+)
+from ._transforms.momentum import (
+    Trace as Trace,
+    trace as trace,
+    TraceState as TraceState,
+)
+from ._transforms.scaling import (
+    Scale as Scale,
+    scale as scale,
+    scale_by_learning_rate as scale_by_learning_rate,
+    scale_by_schedule as scale_by_schedule,
+    ScaleByLearningRate as ScaleByLearningRate,
+    ScaleBySchedule as ScaleBySchedule,
+    ScaleByScheduleState as ScaleByScheduleState,
+    ScaleState as ScaleState,
+)
+from ._update import (
+    apply_updates as apply_updates,
+)
+from .schedules import (
+    constant_schedule as constant_schedule,
+    cosine_decay_schedule as cosine_decay_schedule,
+    cosine_onecycle_schedule as cosine_onecycle_schedule,
+    exponential_decay as exponential_decay,
+    join_schedules as join_schedules,
+    linear_onecycle_schedule as linear_onecycle_schedule,
+    linear_schedule as linear_schedule,
+    piecewise_constant_schedule as piecewise_constant_schedule,
+    piecewise_interpolate_schedule as piecewise_interpolate_schedule,
+    polynomial_schedule as polynomial_schedule,
+    sgdr_schedule as sgdr_schedule,
+    warmup_constant_schedule as warmup_constant_schedule,
+    warmup_cosine_decay_schedule as warmup_cosine_decay_schedule,
+    warmup_exponential_decay_schedule as warmup_exponential_decay_schedule,
+)
+from .tree import (
+    bias_correction as bias_correction,
+    update_infinity_moment as update_infinity_moment,
+    update_moment as update_moment,
+    update_moment_per_elem_norm as update_moment_per_elem_norm,
+)
 
 
 __version__ = importlib.metadata.version("eqopt")
@@ -128,6 +169,7 @@ _LAZY_NAMES = {
     "kl_divergence": "losses",
     "l2_loss": "losses",
     "log_cosh": "losses",
+    "multi_normal": "utils",
     "ntxent": "losses",
     "safe_softmax_cross_entropy": "losses",
     "sigmoid_binary_cross_entropy": "losses",
@@ -185,4 +227,7 @@ if TYPE_CHECKING:  # the same names, for static type checkers and IDEs
         softmax_cross_entropy as softmax_cross_entropy,
         softmax_cross_entropy_with_integer_labels as softmax_cross_entropy_with_integer_labels,
         squared_error as squared_error,
+    )
+    from .utils import (
+        multi_normal as multi_normal,
     )

@@ -65,7 +65,33 @@ class GradientTransformation(eqx.Module):
 
 
 class EmptyState(eqx.Module):
-    """The state of a transformation that keeps none."""
+    """The state of a transformation that keeps none.
+
+    Optax names it differently for several transformations; the same names are offered
+    here, bound to this class: `ScaleState`, `ClipState`, `ClipByGlobalNormState`,
+    `AddDecayedWeightsState` (`optax.ScaleState is optax.EmptyState`, and so on).
+    """
+
+
+#: Optax's name for a transformation whose `update` accepts extra keyword arguments.
+#: Every eqopt transformation's `update` does (`**extra_args`), so it is the same class.
+GradientTransformationExtraArgs = GradientTransformation
+
+
+def init_empty_state(params: Params) -> EmptyState:
+    """The `init` of a stateless transformation: an `EmptyState`, whatever `params`.
+
+    Optax: `optax.init_empty_state`.
+
+    **Arguments:**
+
+    - `params`: any pytree (unused).
+
+    **Returns:**
+
+    `EmptyState()`.
+    """
+    return EmptyState()
 
 
 class Identity(GradientTransformation):

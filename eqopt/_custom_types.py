@@ -8,7 +8,8 @@ through and whose errors name the path of the offending leaf. (A jaxtyping
 nested `update` of a chain, for no extra safety.)
 """
 
-from typing import Any, TypeAlias
+from collections.abc import Callable
+from typing import Any, Protocol, runtime_checkable, TypeAlias
 
 from jaxtyping import Array, ArrayLike, Float, Int, PyTree, Real
 
@@ -28,3 +29,60 @@ Moments: TypeAlias = PyTree
 Params: TypeAlias = Any
 #: Optimiser state: Modules and tuples of Modules.
 OptState: TypeAlias = Any
+
+
+# Optax's typing names, for code written against Optax (`optax.Params`...). The
+# protocols are `runtime_checkable` (Optax's are not), so that jaxtyping + beartype can
+# check an argument annotated with them (any callable passes).
+
+#: A schedule: a function of the step count (eqopt's schedule Modules are such
+#: functions; a plain function is wrapped in `eqopt.schedules.FunctionSchedule`).
+Schedule: TypeAlias = Callable[[Real[ArrayLike, "*batch"]], Real[ArrayLike, "*batch"]]
+#: A hyperparameter that may follow a schedule: a float, an array or a schedule.
+ScalarOrSchedule: TypeAlias = ScalarLike | Schedule
+#: A mask: a pytree of bools (or `None`), or a function of the parameters giving one.
+MaskOrFn: TypeAlias = Any | Callable[[Params], Any] | None
+
+
+@runtime_checkable
+class TransformInitFn(Protocol):
+    """The type of a transformation's `init`: parameters to initial state.
+
+    Optax: `optax.TransformInitFn`.
+    """
+
+    def __call__(self, params: Params) -> OptState:
+        """The initial state for `params`."""
+
+
+@runtime_checkable
+class TransformUpdateFn(Protocol):
+    """The type of a transformation's `update`: updates, state (and params) to updates
+    and new state.
+
+    Optax: `optax.TransformUpdateFn`.
+    """
+
+    def __call__(
+        self, updates: Updates, state: OptState, params: Params | None = None
+    ) -> tuple[Updates, OptState]:
+        """The transformed updates and the new state."""
+
+
+@runtime_checkable
+class TransformUpdateExtraArgsFn(Protocol):
+    """The type of an `update` that also takes extra keyword arguments (such as the
+    loss `value` a line search needs), ignoring those it does not use. Every eqopt
+    `update` is one.
+
+    Optax: `optax.TransformUpdateExtraArgsFn`.
+    """
+
+    def __call__(
+        self,
+        updates: Updates,
+        state: OptState,
+        params: Params | None = None,
+        **extra_args: Any,
+    ) -> tuple[Updates, OptState]:
+        """The transformed updates and the new state."""

@@ -6,7 +6,9 @@ infinite. In a hypergradient that infinity meets a zero tangent and gives `0 * i
 The functions here return the textbook value in the forward pass and, at those points,
 use the one-sided limit that makes the chain rule come out right: the zero tangent wins.
 
-They run once per leaf while tracing, so they are `@no_type_check` (see `_tree.py`).
+The private ones run once per leaf while tracing, so they are `@no_type_check` (see
+`_tree.py`); `safe_norm` and `safe_root_mean_squares` are public (Optax's names) and
+checked like every public function.
 """
 
 from typing import no_type_check
@@ -16,7 +18,7 @@ import jax.numpy as jnp
 from jax import lax
 from jax.extend.core import Primitive
 from jax.interpreters import ad, batching, mlir
-from jaxtyping import Array, ArrayLike, Inexact, Int
+from jaxtyping import Array, ArrayLike, Inexact, Int, Real
 
 
 # `safe_sqrt` is a primitive rather than a `jax.custom_jvp` function: it is applied to
@@ -69,10 +71,100 @@ def abs_sq(x: Inexact[Array, "*shape"]) -> Inexact[Array, "*shape"]:
 
 
 @no_type_check
-def safe_increment(count: Int[Array, ""]) -> Int[Array, ""]:
-    """`count + 1`, saturating at the largest value of the dtype instead of wrapping."""
-    max_value = jnp.iinfo(count.dtype).max
-    return jnp.where(count < max_value, count + 1, max_value)
+def safe_increment(count: Real[ArrayLike, "*shape"]) -> Real[Array, "*shape"]:
+    """`count + 1`, saturating at the largest value of its dtype instead of overflowing.
+
+    Optax: `optax.safe_increment` (also `optax.safe_int32_increment`).
+
+    **Arguments:**
+
+    - `count`: a counter, of an integer or floating dtype.
+
+    **Returns:**
+
+    `count + 1`, or `count` itself where it is already the largest value of its dtype
+    (an integer counter would otherwise wrap round to the smallest).
+
+    **Raises:**
+
+    `ValueError` for any other dtype (bool, complex).
+    """
+    count = jnp.asarray(count)
+    if jnp.issubdtype(count.dtype, jnp.integer):
+        max_value = jnp.iinfo(count.dtype).max
+    elif jnp.issubdtype(count.dtype, jnp.floating):
+        max_value = jnp.finfo(count.dtype).max
+    else:
+        raise ValueError(
+            "`safe_increment(count=...)` needs an integer or floating counter; got "
+            f"count of dtype {count.dtype}."
+        )
+    max_value = jnp.asarray(max_value, count.dtype)
+    return jnp.where(count < max_value, count + jnp.ones((), count.dtype), max_value)
+
+
+safe_int32_increment = safe_increment
+
+
+def safe_norm(
+    x: Inexact[ArrayLike, "..."],
+    min_norm: Real[ArrayLike, ""],
+    ord: int | float | str | None = None,
+    axis: None | tuple[int, ...] | int = None,
+    keepdims: bool = False,
+) -> Real[Array, "..."]:
+    r"""$\max(\|x\|, \nu)$, whose derivative is finite (zero) where $\|x\| \le \nu$.
+
+    The plain `jnp.maximum(jnp.linalg.norm(x), min_norm)` has a NaN derivative at
+    $x = 0$: both branches are differentiated, and the norm's derivative there is
+    $0/0$. Here the norm is taken of $x$ with its small entries (those whose norm is at
+    most $\nu$) replaced by ones, so that branch is smooth where it is not used.
+
+    Optax: `optax.safe_norm`.
+
+    **Arguments:**
+
+    - `x`: an array.
+    - `min_norm`: $\nu$, the lower bound of the result.
+    - `ord`, `axis`, `keepdims`: as in `jnp.linalg.norm`.
+
+    **Returns:**
+
+    The norm, at least `min_norm`, with the shape `jnp.linalg.norm` gives.
+    """
+    x = jnp.asarray(x)
+    norm = jnp.linalg.norm(x, ord=ord, axis=axis, keepdims=True)
+    min_norm = jnp.asarray(min_norm).astype(norm.dtype)
+    small = norm <= min_norm
+    masked = jnp.where(small, jnp.ones_like(x), x)
+    masked_norm = jnp.linalg.norm(masked, ord=ord, axis=axis, keepdims=keepdims)
+    if not keepdims:
+        small = jnp.squeeze(small, axis=axis)
+    return jnp.where(small, min_norm, masked_norm)
+
+
+def safe_root_mean_squares(
+    x: Inexact[ArrayLike, "..."], min_rms: Real[ArrayLike, ""]
+) -> Real[Array, ""]:
+    r"""$\max\left(\sqrt{\operatorname{mean}|x|^2}, \nu\right)$, with a finite derivative.
+
+    The square root is eqopt's safe square root, whose derivative at
+    $0$ is $0$, so the derivative is finite at $x = 0$ (where Optax's is too).
+
+    Optax: `optax.safe_root_mean_squares`.
+
+    **Arguments:**
+
+    - `x`: an array.
+    - `min_rms`: $\nu$, the lower bound of the result.
+
+    **Returns:**
+
+    The root mean square of `x`, at least `min_rms`: a scalar.
+    """
+    rms = safe_sqrt(jnp.mean(abs_sq(jnp.asarray(x))))
+    min_rms = jnp.asarray(min_rms).astype(rms.dtype)
+    return jnp.where(rms <= min_rms, min_rms, rms)
 
 
 @no_type_check

@@ -114,3 +114,7 @@ class ClipByGlobalNorm(GradientTransformation):
 
 clip = Clip
 clip_by_global_norm = ClipByGlobalNorm
+
+# Optax's names for their (empty) states.
+ClipState = EmptyState
+ClipByGlobalNormState = EmptyState

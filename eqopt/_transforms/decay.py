@@ -77,3 +77,6 @@ class AddDecayedWeights(GradientTransformation):
 
 
 add_decayed_weights = AddDecayedWeights
+
+# Optax's names for their (empty) states.
+AddDecayedWeightsState = EmptyState

@@ -150,3 +150,6 @@ class ScaleByLearningRate(GradientTransformation):
 scale = Scale
 scale_by_schedule = ScaleBySchedule
 scale_by_learning_rate = ScaleByLearningRate
+
+# Optax's names for their (empty) states.
+ScaleState = EmptyState

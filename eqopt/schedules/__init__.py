@@ -4,6 +4,15 @@ from .._base import (
     AbstractSchedule as AbstractSchedule,
     FunctionSchedule as FunctionSchedule,
 )
+from .._custom_types import Schedule as Schedule
+from ._onecycle import (
+    cosine_onecycle_schedule as cosine_onecycle_schedule,
+    CosineOnecycleSchedule as CosineOnecycleSchedule,
+    linear_onecycle_schedule as linear_onecycle_schedule,
+    LinearOnecycleSchedule as LinearOnecycleSchedule,
+    piecewise_interpolate_schedule as piecewise_interpolate_schedule,
+    PiecewiseInterpolateSchedule as PiecewiseInterpolateSchedule,
+)
 from ._schedules import (
     constant_schedule as constant_schedule,
     ConstantSchedule as ConstantSchedule,
@@ -21,4 +30,12 @@ from ._schedules import (
     PolynomialSchedule as PolynomialSchedule,
     warmup_cosine_decay_schedule as warmup_cosine_decay_schedule,
     WarmupCosineDecaySchedule as WarmupCosineDecaySchedule,
+)
+from ._warmup import (
+    sgdr_schedule as sgdr_schedule,
+    SGDRSchedule as SGDRSchedule,
+    warmup_constant_schedule as warmup_constant_schedule,
+    warmup_exponential_decay_schedule as warmup_exponential_decay_schedule,
+    WarmupConstantSchedule as WarmupConstantSchedule,
+    WarmupExponentialDecaySchedule as WarmupExponentialDecaySchedule,
 )

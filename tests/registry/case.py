@@ -34,6 +34,19 @@ def _mask(params):
     return jax.tree.map(lambda x: eqx.is_array(x) and x.ndim >= 2, params)
 
 
+def _sgdr_cycles(h):
+    return [
+        dict(init_value=h / 10, peak_value=h, warmup_steps=2, decay_steps=5),
+        dict(
+            init_value=h / 10,
+            peak_value=h / 2,
+            warmup_steps=1,
+            decay_steps=4,
+            end_value=h / 20,
+        ),
+    ]
+
+
 # A schedule of every kind, each peaking around `h`: name -> (eqopt, optax) builders.
 SCHEDULES = {
     "constant": (
@@ -71,6 +84,34 @@ SCHEDULES = {
         lambda h: optax.join_schedules(
             [optax.linear_schedule(0.0, h, 3), optax.constant_schedule(h / 2)], [3]
         ),
+    ),
+    "piecewise_interpolate": (
+        lambda h: eqopt.piecewise_interpolate_schedule("cosine", h, {2: 0.5, 6: 0.2}),
+        lambda h: optax.piecewise_interpolate_schedule("cosine", h, {2: 0.5, 6: 0.2}),
+    ),
+    "linear_onecycle": (
+        lambda h: eqopt.linear_onecycle_schedule(10, h, 0.3, 0.7, 5.0, 10.0),
+        lambda h: optax.linear_onecycle_schedule(10, h, 0.3, 0.7, 5.0, 10.0),
+    ),
+    "cosine_onecycle": (
+        lambda h: eqopt.cosine_onecycle_schedule(10, h, 0.3, 5.0, 10.0),
+        lambda h: optax.cosine_onecycle_schedule(10, h, 0.3, 5.0, 10.0),
+    ),
+    "warmup_constant": (
+        lambda h: eqopt.warmup_constant_schedule(h / 10, h, 4),
+        lambda h: optax.warmup_constant_schedule(h / 10, h, 4),
+    ),
+    "warmup_exponential": (
+        lambda h: eqopt.warmup_exponential_decay_schedule(
+            h / 10, h, 3, 3, 0.5, 1, False, h / 4
+        ),
+        lambda h: optax.warmup_exponential_decay_schedule(
+            h / 10, h, 3, 3, 0.5, 1, False, h / 4
+        ),
+    ),
+    "sgdr": (
+        lambda h: eqopt.sgdr_schedule(_sgdr_cycles(h)),
+        lambda h: optax.sgdr_schedule(_sgdr_cycles(h)),
     ),
 }
 
