@@ -130,10 +130,13 @@ def _check_onecycle(owner: str, schedule, **fractions: float) -> None:
         )
     low = 0.0
     for name, fraction in fractions.items():  # in [0, 1] and in increasing order
-        check_value(owner, name, np.asarray(fraction), Interval(low, 1.0, True, True))
+        check_value(
+            owner, name, np.asarray(fraction), Interval(low, 1.0, closed_high=True)
+        )
         low = fraction
-    check_hyperparameters(owner, schedule, div_factor=POSITIVE)
-    check_hyperparameters(owner, schedule, final_div_factor=POSITIVE)
+    check_hyperparameters(
+        owner, schedule, div_factor=POSITIVE, final_div_factor=POSITIVE
+    )
 
 
 class LinearOnecycleSchedule(AbstractSchedule):
