@@ -24,14 +24,28 @@ with install_import_hook("eqopt", "beartype.beartype"):
     )
     from ._alias import (
         AbstractOptimiser as AbstractOptimiser,
+        AdaBelief as AdaBelief,
+        adabelief as adabelief,
         Adam as Adam,
         adam as adam,
+        Adamax as Adamax,
+        adamax as adamax,
+        AdamaxW as AdamaxW,
+        adamaxw as adamaxw,
         AdamW as AdamW,
         adamw as adamw,
+        AMSGrad as AMSGrad,
+        amsgrad as amsgrad,
+        nadam as nadam,
+        nadamw as nadamw,
+        RAdam as RAdam,
+        radam as radam,
         RMSProp as RMSProp,
         rmsprop as rmsprop,
         SGD as SGD,
         sgd as sgd,
+        Yogi as Yogi,
+        yogi as yogi,
     )
     from ._base import (
         EmptyState as EmptyState,
@@ -46,6 +60,20 @@ with install_import_hook("eqopt", "beartype.beartype"):
         chain as chain,
         named_chain as named_chain,
         NamedChain as NamedChain,
+    )
+    from ._transforms.adam_variants import (
+        scale_by_adamax as scale_by_adamax,
+        scale_by_amsgrad as scale_by_amsgrad,
+        scale_by_belief as scale_by_belief,
+        scale_by_radam as scale_by_radam,
+        scale_by_yogi as scale_by_yogi,
+        ScaleByAdamax as ScaleByAdamax,
+        ScaleByAMSGrad as ScaleByAMSGrad,
+        ScaleByAmsgradState as ScaleByAmsgradState,
+        ScaleByBelief as ScaleByBelief,
+        ScaleByBeliefState as ScaleByBeliefState,
+        ScaleByRAdam as ScaleByRAdam,
+        ScaleByYogi as ScaleByYogi,
     )
     from ._transforms.adaptive import (
         scale_by_adam as scale_by_adam,
