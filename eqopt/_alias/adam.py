@@ -144,6 +144,8 @@ def nadam(
     signature; returns an `Adam` Module with `nesterov=True`. `nu_dtype` (keyword-only)
     is not in Optax: see [`eqopt.ScaleByAdam`][].
 
+    **Arguments:** as [`eqopt.Adam`][], with `nesterov=True` by default.
+
     ??? cite "References"
 
         Dozat, *Incorporating Nesterov Momentum into Adam*, ICLR workshop 2016.
@@ -179,6 +181,8 @@ def nadamw(
     Optax: `optax.nadamw` (`functools.partial(optax.adamw, nesterov=True)`), with the
     same signature; returns an `AdamW` Module with `nesterov=True`. `nu_dtype`
     (keyword-only) is not in Optax: see [`eqopt.ScaleByAdam`][].
+
+    **Arguments:** as [`eqopt.AdamW`][], with `nesterov=True` by default.
 
     ??? cite "References"
 

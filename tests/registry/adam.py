@@ -99,7 +99,7 @@ CASES: tuple[Case, ...] = (
     # Adam's; the bfloat16 generic test then keeps `nu` in float32.
     Case(
         "adam-nu_dtype",
-        lambda h: eqopt.adam(h, mu_dtype=jnp.float32, nu_dtype=jnp.float32),
+        lambda h: eqopt.adam(h, nu_dtype=jnp.float32),
         optax.adam,
     ),
     Case(
