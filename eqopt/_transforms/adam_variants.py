@@ -423,10 +423,11 @@ class ScaleByRAdam(GradientTransformation):
 
     Optax: `optax.scale_by_radam`. One difference: Optax computes $\rho_\infty$ from
     $\beta_2$ as a Python float (in double precision) but $\beta_2^t$ in float32;
-    eqopt computes both from the float32 leaf, so that $\rho_1 = 1$ exactly. Where
+    eqopt computes both from the float32 leaf, consistently ($\rho_1 = 1$ up to
+    rounding, where Optax has 0.974 for `b2=0.999`). Where
     $\beta_2$ is exactly a float32 (`0.99609375`, `0.5`) the numbers are Optax's; for
     `b2=0.999` (`float32(0.999)` is 1.3e-8 above it) $\rho_\infty$ differs by 0.026, and
-    $r_t$ by up to about 1% in the first steps past the threshold.
+    $r_t$ by up to about 1.5% in the first steps past the threshold.
 
     **Arguments:**
 
