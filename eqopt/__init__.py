@@ -28,14 +28,28 @@ from . import (
 )
 from ._alias import (
     AbstractOptimiser as AbstractOptimiser,
+    AdaBelief as AdaBelief,
+    adabelief as adabelief,
     Adam as Adam,
     adam as adam,
+    Adamax as Adamax,
+    adamax as adamax,
+    AdamaxW as AdamaxW,
+    adamaxw as adamaxw,
     AdamW as AdamW,
     adamw as adamw,
+    AMSGrad as AMSGrad,
+    amsgrad as amsgrad,
+    nadam as nadam,
+    nadamw as nadamw,
+    RAdam as RAdam,
+    radam as radam,
     RMSProp as RMSProp,
     rmsprop as rmsprop,
     SGD as SGD,
     sgd as sgd,
+    Yogi as Yogi,
+    yogi as yogi,
 )
 from ._base import (
     EmptyState as EmptyState,
@@ -74,6 +88,20 @@ from ._numerics import (
     safe_int32_increment as safe_int32_increment,
     safe_norm as safe_norm,
     safe_root_mean_squares as safe_root_mean_squares,
+)
+from ._transforms.adam_variants import (
+    scale_by_adamax as scale_by_adamax,
+    scale_by_amsgrad as scale_by_amsgrad,
+    scale_by_belief as scale_by_belief,
+    scale_by_radam as scale_by_radam,
+    scale_by_yogi as scale_by_yogi,
+    ScaleByAdamax as ScaleByAdamax,
+    ScaleByAMSGrad as ScaleByAMSGrad,
+    ScaleByAmsgradState as ScaleByAmsgradState,
+    ScaleByBelief as ScaleByBelief,
+    ScaleByBeliefState as ScaleByBeliefState,
+    ScaleByRAdam as ScaleByRAdam,
+    ScaleByYogi as ScaleByYogi,
 )
 from ._transforms.adaptive import (
     scale_by_adam as scale_by_adam,

@@ -1,5 +1,26 @@
 """Popular optimisers, one family a file; re-exports only."""
 
-from .adam import Adam as Adam, adam as adam, AdamW as AdamW, adamw as adamw
+from .adam import (
+    Adam as Adam,
+    adam as adam,
+    AdamW as AdamW,
+    adamw as adamw,
+    nadam as nadam,
+    nadamw as nadamw,
+)
+from .adam_variants import (
+    AdaBelief as AdaBelief,
+    adabelief as adabelief,
+    Adamax as Adamax,
+    adamax as adamax,
+    AdamaxW as AdamaxW,
+    adamaxw as adamaxw,
+    AMSGrad as AMSGrad,
+    amsgrad as amsgrad,
+    RAdam as RAdam,
+    radam as radam,
+    Yogi as Yogi,
+    yogi as yogi,
+)
 from .base import AbstractOptimiser as AbstractOptimiser, LearningRate as LearningRate
 from .sgd import RMSProp as RMSProp, rmsprop as rmsprop, SGD as SGD, sgd as sgd

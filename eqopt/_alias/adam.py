@@ -1,13 +1,15 @@
-"""Adam and AdamW."""
+"""Adam and AdamW, and NAdam and NAdamW (the same Modules with Nesterov momentum)."""
 
 from collections.abc import Callable
-from typing import no_type_check
+from typing import Any, no_type_check
 
 import equinox as eqx
 from jaxtyping import Array, DTypeLike, Float
 
+from .._base import AbstractSchedule
 from .._checks import check_hyperparameters, NONNEGATIVE, UNIT
 from .._combine import Chain
+from .._custom_types import ScalarLike
 from .._hyperparams import as_hyperparameter, as_scalar
 from .._masking import freeze_mask, FrozenMask
 from .._transforms.adaptive import ScaleByAdam
@@ -22,7 +24,13 @@ _ADAM_RANGES = dict(b1=UNIT, b2=UNIT, eps=NONNEGATIVE, eps_root=NONNEGATIVE)
 @no_type_check
 def _scale_by_adam(opt: "Adam | AdamW") -> ScaleByAdam:
     return ScaleByAdam(
-        opt.b1, opt.b2, opt.eps, opt.eps_root, opt.mu_dtype, nesterov=opt.nesterov
+        opt.b1,
+        opt.b2,
+        opt.eps,
+        opt.eps_root,
+        opt.mu_dtype,
+        nesterov=opt.nesterov,
+        nu_dtype=opt.nu_dtype,
     )
 
 
@@ -38,8 +46,8 @@ class Adam(AbstractOptimiser):
     **Arguments:**
 
     - `learning_rate`: $\eta$, a float, an array or a schedule.
-    - `b1`, `b2`, `eps`, `eps_root`, `mu_dtype`, `nesterov`: as in
-        [`eqopt.ScaleByAdam`][].
+    - `b1`, `b2`, `eps`, `eps_root`, `mu_dtype`, `nesterov`, `nu_dtype`: as in
+        [`eqopt.ScaleByAdam`][] (`nu_dtype`, keyword-only, is not in Optax).
 
     ??? cite "References"
 
@@ -53,6 +61,7 @@ class Adam(AbstractOptimiser):
     eps_root: Float[Array, ""] = eqx.field(converter=as_scalar, default=0.0)
     mu_dtype: DTypeLike | None = eqx.field(static=True, default=None)
     nesterov: bool = eqx.field(static=True, default=False, kw_only=True)
+    nu_dtype: DTypeLike | None = eqx.field(static=True, default=None, kw_only=True)
 
     def __check_init__(self):
         check_hyperparameters("adam", self, **_ADAM_RANGES)
@@ -75,8 +84,8 @@ class AdamW(AbstractOptimiser):
     **Arguments:**
 
     - `learning_rate`: $\eta$, a float, an array or a schedule.
-    - `b1`, `b2`, `eps`, `eps_root`, `mu_dtype`, `nesterov`: as in
-        [`eqopt.ScaleByAdam`][].
+    - `b1`, `b2`, `eps`, `eps_root`, `mu_dtype`, `nesterov`, `nu_dtype`: as in
+        [`eqopt.ScaleByAdam`][] (`nu_dtype`, keyword-only, is not in Optax).
     - `weight_decay`: $\lambda$, a float, an array or a schedule.
     - `mask`: which parameters to decay, as in [`eqopt.AddDecayedWeights`][].
 
@@ -96,6 +105,7 @@ class AdamW(AbstractOptimiser):
         static=True, converter=freeze_mask, default=None
     )
     nesterov: bool = eqx.field(static=True, default=False, kw_only=True)
+    nu_dtype: DTypeLike | None = eqx.field(static=True, default=None, kw_only=True)
 
     def __check_init__(self):
         check_hyperparameters("adamw", self, **_ADAM_RANGES)
@@ -112,3 +122,82 @@ class AdamW(AbstractOptimiser):
 
 adam = Adam
 adamw = AdamW
+
+
+def nadam(
+    learning_rate: ScalarLike | AbstractSchedule | Callable,
+    b1: ScalarLike = 0.9,
+    b2: ScalarLike = 0.999,
+    eps: ScalarLike = 1e-8,
+    eps_root: ScalarLike = 0.0,
+    mu_dtype: DTypeLike | None = None,
+    *,
+    nesterov: bool = True,
+    nu_dtype: DTypeLike | None = None,
+) -> Adam:
+    r"""NAdam: [`eqopt.Adam`][] with Nesterov momentum.
+
+    $\hat m_t = \beta_1 m_t / (1 - \beta_1^{t+1}) + (1 - \beta_1)\, g_t / (1 - \beta_1^t)$
+    replaces Adam's $m_t / (1 - \beta_1^t)$; the rest is Adam.
+
+    Optax: `optax.nadam` (`functools.partial(optax.adam, nesterov=True)`), with the same
+    signature; returns an `Adam` Module with `nesterov=True`. `nu_dtype` (keyword-only)
+    is not in Optax: see [`eqopt.ScaleByAdam`][].
+
+    **Arguments:** as [`eqopt.Adam`][], with `nesterov=True` by default.
+
+    ??? cite "References"
+
+        Dozat, *Incorporating Nesterov Momentum into Adam*, ICLR workshop 2016.
+    """
+    return Adam(
+        learning_rate,
+        b1,
+        b2,
+        eps,
+        eps_root,
+        mu_dtype,
+        nesterov=nesterov,
+        nu_dtype=nu_dtype,
+    )
+
+
+def nadamw(
+    learning_rate: ScalarLike | AbstractSchedule | Callable,
+    b1: ScalarLike = 0.9,
+    b2: ScalarLike = 0.999,
+    eps: ScalarLike = 1e-8,
+    eps_root: ScalarLike = 0.0,
+    mu_dtype: DTypeLike | None = None,
+    weight_decay: ScalarLike | AbstractSchedule | Callable = 1e-4,
+    mask: Any = None,
+    *,
+    nesterov: bool = True,
+    nu_dtype: DTypeLike | None = None,
+) -> AdamW:
+    r"""NAdamW: [`eqopt.AdamW`][] with Nesterov momentum (NAdam's first moment, as in
+    [`eqopt.nadam`][], and decoupled weight decay).
+
+    Optax: `optax.nadamw` (`functools.partial(optax.adamw, nesterov=True)`), with the
+    same signature; returns an `AdamW` Module with `nesterov=True`. `nu_dtype`
+    (keyword-only) is not in Optax: see [`eqopt.ScaleByAdam`][].
+
+    **Arguments:** as [`eqopt.AdamW`][], with `nesterov=True` by default.
+
+    ??? cite "References"
+
+        Dozat, *Incorporating Nesterov Momentum into Adam*, ICLR workshop 2016.
+        Loshchilov and Hutter, *Decoupled Weight Decay Regularization*, ICLR 2019.
+    """
+    return AdamW(
+        learning_rate,
+        b1,
+        b2,
+        eps,
+        eps_root,
+        mu_dtype,
+        weight_decay,
+        mask,
+        nesterov=nesterov,
+        nu_dtype=nu_dtype,
+    )

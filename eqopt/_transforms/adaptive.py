@@ -44,6 +44,45 @@ def ema(weights: tuple[Array, Array], moment: Array, value: Array) -> Array:
     return complement * value + decay * to_dtype(moment, value.dtype)
 
 
+@no_type_check
+def adam_scalars(count: Count, b1: Any, b2: Any, *others: Any, nesterov: bool = False):
+    r"""`dtype -> (w1, w2, c1, c2, next_c1, *others)`, computed once per leaf dtype.
+
+    `w1`, `w2` are the `decay_weights` of $\beta_1$, $\beta_2$; `c1`, `c2` the bias
+    corrections $1 - \beta_1^t$, $1 - \beta_2^t$; `next_c1` is $1 - \beta_1^{t+1}$ with
+    `nesterov` (else `None`); `others` (`eps`, `eps_root`...) are cast to `dtype`. Shared
+    by Adam and its variants.
+    """
+
+    @ft.cache
+    def scalars(dtype):
+        b1_, b2_, *others_ = cast(dtype, b1, b2, *others)
+        c1, c2 = bias_correction(b1_, count), bias_correction(b2_, count)
+        next_c1 = bias_correction(b1_, safe_increment(count)) if nesterov else None
+        return (decay_weights(b1_), decay_weights(b2_), c1, c2, next_c1, *others_)
+
+    return scalars
+
+
+@no_type_check  # once per leaf: see `eqopt._tree`
+def debiased_mean(
+    w1: tuple[Array, Array], mu: Array, x: Array, c1: Array, next_c1: Array | None
+) -> Array:
+    r"""$\hat m_t = m_t / (1 - \beta_1^t)$; with Nesterov momentum (`next_c1` given),
+    $\hat m_t = \beta_1 m_t / (1 - \beta_1^{t+1}) + (1 - \beta_1)\, g_t / (1 - \beta_1^t)$.
+    """
+    if next_c1 is None:
+        return mu / c1
+    b1, one_minus_b1 = w1
+    return b1 * (mu / next_c1) + one_minus_b1 * (x / c1)
+
+
+@no_type_check  # once per leaf: see `eqopt._tree`
+def adam_denominator(nu_hat: Array, eps_root: Array, eps: Array) -> Array:
+    r"""$\sqrt{\hat v + \bar\varepsilon} + \varepsilon$, with a derivative finite at 0."""
+    return safe_sqrt(nu_hat + eps_root) + eps
+
+
 class ScaleByAdamState(eqx.Module):
     """State of `ScaleByAdam`: the step count and the two moment estimates."""
 
@@ -81,6 +120,11 @@ class ScaleByAdam(GradientTransformation):
     - `eps_root`: $\bar\varepsilon$, added inside the square root.
     - `mu_dtype`: dtype of the first moment; `None` uses each parameter's dtype.
     - `nesterov`: use Nesterov momentum (NAdam).
+    - `nu_dtype`: dtype of the second moment; `None` uses each parameter's dtype.
+        Keyword-only; not in Optax (optax#1552). With bfloat16 parameters,
+        `nu_dtype=jnp.float32` keeps $v_t$ in float32: in bfloat16 (8 significant
+        bits) a change of $v$ smaller than about 0.4% rounds away, so with
+        $\beta_2 = 0.999$ the second moment stops following the gradients.
 
     ??? cite "References"
 
@@ -94,6 +138,7 @@ class ScaleByAdam(GradientTransformation):
     eps_root: Float[Array, ""] = eqx.field(converter=as_scalar, default=0.0)
     mu_dtype: DTypeLike | None = eqx.field(static=True, default=None)
     nesterov: bool = eqx.field(static=True, default=False, kw_only=True)
+    nu_dtype: DTypeLike | None = eqx.field(static=True, default=None, kw_only=True)
 
     def __check_init__(self):
         check_hyperparameters(
@@ -109,7 +154,7 @@ class ScaleByAdam(GradientTransformation):
         return ScaleByAdamState(
             count=_zero_count(),
             mu=zeros_like_params(params, self.mu_dtype),
-            nu=zeros_like_params(params),
+            nu=zeros_like_params(params, self.nu_dtype),
         )
 
     def update(
@@ -120,31 +165,18 @@ class ScaleByAdam(GradientTransformation):
         **extra_args: Any,
     ) -> tuple[Updates, ScaleByAdamState]:
         count = safe_increment(state.count)
-
-        @ft.cache  # once per leaf dtype, not once per leaf
-        @no_type_check
-        def scalars(dtype):
-            b1, b2, eps, eps_root = cast(
-                dtype, self.b1, self.b2, self.eps, self.eps_root
-            )
-            c1, c2 = bias_correction(b1, count), bias_correction(b2, count)
-            next_c1 = (
-                bias_correction(b1, safe_increment(count)) if self.nesterov else None
-            )
-            return decay_weights(b1), decay_weights(b2), eps, eps_root, c1, c2, next_c1
+        scalars = adam_scalars(
+            count, self.b1, self.b2, self.eps, self.eps_root, nesterov=self.nesterov
+        )
 
         @no_type_check
         def rule(g, mu, nu):
             x = upcast(g)
-            w1, w2, eps, eps_root, c1, c2, next_c1 = scalars(x.dtype)
+            w1, w2, c1, c2, next_c1, eps, eps_root = scalars(x.dtype)
             mu_new = ema(w1, mu, x)
             nu_new = ema(w2, nu, abs_sq(x))
-            if self.nesterov:
-                b1, one_minus_b1 = w1
-                mu_hat = b1 * mu_new / next_c1 + one_minus_b1 * x / c1
-            else:
-                mu_hat = mu_new / c1
-            u = mu_hat / (safe_sqrt(nu_new / c2 + eps_root) + eps)
+            mu_hat = debiased_mean(w1, mu_new, x, c1, next_c1)
+            u = mu_hat / adam_denominator(nu_new / c2, eps_root, eps)
             return (
                 to_dtype(u, g.dtype),
                 to_dtype(mu_new, mu.dtype),
