@@ -18,6 +18,7 @@ with install_import_hook("eqopt", "beartype.beartype"):
         projections as projections,
         schedules as schedules,
         second_order as second_order,
+        transforms as transforms,
         tree as tree,
         tree_utils as tree_utils,
         utils as utils,
@@ -28,6 +29,14 @@ with install_import_hook("eqopt", "beartype.beartype"):
         adam as adam,
         AdamW as AdamW,
         adamw as adamw,
+        noisy_sgd as noisy_sgd,
+        NoisySGD as NoisySGD,
+        optimistic_adam as optimistic_adam,
+        optimistic_adam_v2 as optimistic_adam_v2,
+        optimistic_gradient_descent as optimistic_gradient_descent,
+        OptimisticAdam as OptimisticAdam,
+        OptimisticAdamV2 as OptimisticAdamV2,
+        OptimisticGradientDescent as OptimisticGradientDescent,
         RMSProp as RMSProp,
         rmsprop as rmsprop,
         SGD as SGD,
@@ -66,14 +75,49 @@ with install_import_hook("eqopt", "beartype.beartype"):
         clip_by_global_norm as clip_by_global_norm,
         ClipByGlobalNorm as ClipByGlobalNorm,
     )
+    from ._transforms.clipping_per import (
+        adaptive_grad_clip as adaptive_grad_clip,
+        AdaptiveGradClip as AdaptiveGradClip,
+        AdaptiveGradClipState as AdaptiveGradClipState,
+        clip_by_block_rms as clip_by_block_rms,
+        ClipByBlockRMS as ClipByBlockRMS,
+        per_example_global_norm_clip as per_example_global_norm_clip,
+        per_example_layer_norm_clip as per_example_layer_norm_clip,
+        unitwise_clip as unitwise_clip,
+        unitwise_norm as unitwise_norm,
+    )
     from ._transforms.decay import (
         add_decayed_weights as add_decayed_weights,
         AddDecayedWeights as AddDecayedWeights,
+    )
+    from ._transforms.misc import (
+        centralize as centralize,
+        Centralize as Centralize,
+        EMA as EMA,
+        ema as ema,
+        EmaState as EmaState,
+        keep_params_nonnegative as keep_params_nonnegative,
+        KeepParamsNonnegative as KeepParamsNonnegative,
+        NonNegativeParamsState as NonNegativeParamsState,
+        scale_gradient as scale_gradient,
+        zero_nans as zero_nans,
+        ZeroNans as ZeroNans,
+        ZeroNansState as ZeroNansState,
     )
     from ._transforms.momentum import (
         Trace as Trace,
         trace as trace,
         TraceState as TraceState,
+    )
+    from ._transforms.noise import (
+        add_noise as add_noise,
+        AddNoise as AddNoise,
+        AddNoiseState as AddNoiseState,
+    )
+    from ._transforms.optimistic import (
+        scale_by_optimistic_gradient as scale_by_optimistic_gradient,
+        ScaleByOptimisticGradient as ScaleByOptimisticGradient,
+        ScaleByOptimisticGradientState as ScaleByOptimisticGradientState,
     )
     from ._transforms.scaling import (
         Scale as Scale,
