@@ -24,6 +24,7 @@ NAMESPACES = [
     "assignment",
     "monte_carlo",
     "utils",
+    "transforms",
 ]
 
 
@@ -191,3 +192,11 @@ def test_nested_functions_are_not_rewrapped_by_the_type_checker():
         )
     ]
     assert not offenders, f"nested functions need `@no_type_check`: {offenders}"
+
+
+def test_transforms_namespace_reexports_the_top_level_objects():
+    names = [n for n in dir(eqopt.transforms) if not n.startswith("_")]
+    shared = [n for n in names if hasattr(eqopt, n)]
+    assert shared == names, set(names) - set(shared)
+    for name in shared:
+        assert getattr(eqopt, name) is getattr(eqopt.transforms, name), name

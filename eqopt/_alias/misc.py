@@ -1,12 +1,15 @@
 """Noisy SGD and the optimistic optimisers."""
 
 import warnings
+from collections.abc import Callable
 
 import equinox as eqx
 from jaxtyping import Array, ArrayLike, DTypeLike, Float
 
+from .._base import AbstractSchedule
 from .._checks import check_hyperparameters, NONNEGATIVE
 from .._combine import Chain
+from .._custom_types import ScalarLike
 from .._hyperparams import (
     as_hyperparameter,
     as_optional_scalar,
@@ -66,7 +69,7 @@ class NoisySGD(AbstractOptimiser):
 
 
 def noisy_sgd(
-    learning_rate: LearningRate,
+    learning_rate: ScalarLike | AbstractSchedule | Callable,
     eta: ArrayLike = 0.01,
     gamma: ArrayLike = 0.55,
     key: ArrayLike | None = None,

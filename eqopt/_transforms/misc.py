@@ -129,17 +129,18 @@ class ZeroNans(GradientTransformation):
         params: Params | None = None,
         **extra_args: Any,
     ) -> tuple[Updates, ZeroNansState]:
-        names = ("updates", "state.found_nan")
-        updates, found_nan = map_leaves(
-            _zero_nans_leaf, updates, state.found_nan, names=names
+        found_nan = jax.tree.map(
+            lambda g: jnp.any(jnp.isnan(g)) if eqx.is_inexact_array(g) else None,
+            updates,
+            is_leaf=is_none,
         )
+        updates = map_leaves(_zero_nans_leaf, updates)[0]
         return updates, ZeroNansState(found_nan=found_nan)
 
 
 @no_type_check
-def _zero_nans_leaf(g: Array, found: Array) -> tuple[Array, Array]:
-    nan = jnp.isnan(g)
-    return jnp.where(nan, jnp.zeros_like(g), g), jnp.any(nan)
+def _zero_nans_leaf(g: Array) -> tuple[Array]:
+    return (jnp.where(jnp.isnan(g), jnp.zeros_like(g), g),)
 
 
 class EmaState(eqx.Module):
