@@ -83,16 +83,14 @@ with install_import_hook("eqopt", "beartype.beartype"):
         ClipByBlockRMS as ClipByBlockRMS,
         per_example_global_norm_clip as per_example_global_norm_clip,
         per_example_layer_norm_clip as per_example_layer_norm_clip,
-        unitwise_clip as unitwise_clip,
-        unitwise_norm as unitwise_norm,
     )
     from ._transforms.decay import (
         add_decayed_weights as add_decayed_weights,
         AddDecayedWeights as AddDecayedWeights,
     )
     from ._transforms.misc import (
-        centralize as centralize,
         Centralize as Centralize,
+        centralize as centralize,
         EMA as EMA,
         ema as ema,
         EmaState as EmaState,

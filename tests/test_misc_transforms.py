@@ -133,31 +133,36 @@ def test_per_example_clipping_keeps_dtype_and_has_finite_derivatives_at_zero():
 )
 def test_unitwise_norm_matches_optax(getkey, shape):
     x = jr.normal(getkey(), shape)
-    assert_trees_allclose(eqopt.unitwise_norm(x), optax.unitwise_norm(x))
+    assert_trees_allclose(
+        eqopt.transforms.unitwise_norm(x), optax.transforms.unitwise_norm(x)
+    )
     if len(shape) >= 2:
         assert_trees_allclose(
-            eqopt.unitwise_norm(x, axis=-1), optax.unitwise_norm(x, axis=-1)
+            eqopt.transforms.unitwise_norm(x, axis=-1),
+            optax.transforms.unitwise_norm(x, axis=-1),
         )
 
 
 def test_unitwise_norm_rejects_rank_six_and_has_a_finite_derivative_at_zero():
     with pytest.raises(ValueError, match="rank 1 to 5"):
-        eqopt.unitwise_norm(jnp.ones((2,) * 6))
-    eqopt.unitwise_norm(jnp.ones((2,) * 6), axis=(0, 1))  # fine with `axis`
-    grad = jax.grad(lambda x: jnp.sum(eqopt.unitwise_norm(x)))(jnp.zeros((3, 2)))
+        eqopt.transforms.unitwise_norm(jnp.ones((2,) * 6))
+    eqopt.transforms.unitwise_norm(jnp.ones((2,) * 6), axis=(0, 1))  # fine with `axis`
+    grad = jax.grad(lambda x: jnp.sum(eqopt.transforms.unitwise_norm(x)))(
+        jnp.zeros((3, 2))
+    )
     assert tree_isfinite(grad)
 
 
 def test_unitwise_clip_matches_optax_and_checks_shapes(getkey):
     grad = jr.normal(getkey(), (4, 3))
-    g_norm = eqopt.unitwise_norm(grad)
+    g_norm = eqopt.transforms.unitwise_norm(grad)
     max_norm = jnp.full_like(grad, 1.5)
     assert_trees_allclose(
-        eqopt.unitwise_clip(g_norm, max_norm, grad),
-        optax.unitwise_clip(g_norm, max_norm, grad),
+        eqopt.transforms.unitwise_clip(g_norm, max_norm, grad),
+        optax.transforms.unitwise_clip(g_norm, max_norm, grad),
     )
     with pytest.raises(ValueError, match="max_norm"):
-        eqopt.unitwise_clip(g_norm, jnp.ones(3), grad)
+        eqopt.transforms.unitwise_clip(g_norm, jnp.ones(3), grad)
 
 
 @pytest.mark.parametrize("axis", [-1, (0, 1), None])
@@ -186,7 +191,7 @@ def _noise(opt, grads, steps=3):
 
 def test_add_noise_key_forms_give_optaxs_noise(getkey):
     grads = random_tree(getkey())
-    expected, _ = _noise(optax.add_noise(0.1, 0.55, jr.key(7)), grads)
+    expected, _ = _standard(_noise, optax.add_noise(0.1, 0.55, jr.key(7)), grads)
     for key in (7, jr.key(7), jr.key_data(jr.key(7))):
         ours, state = _noise(eqopt.add_noise(0.1, 0.55, key), grads)
         assert_trees_allclose(ours, expected)
@@ -226,7 +231,7 @@ def test_noisy_sgd_vmapped_over_eta_matches_separate_runs(getkey):
     for i, eta in enumerate(etas):
         separate = run(eqopt.noisy_sgd(0.1, eta, key=3))
         assert_trees_allclose(jax.tree.map(lambda x: x[i], swept), separate)
-        reference = _noise(optax.noisy_sgd(0.1, float(eta), key=3), grads)[0]
+        reference = _standard(_noise, optax.noisy_sgd(0.1, float(eta), key=3), grads)[0]
         assert_trees_allclose(separate, reference)
     del params
 
@@ -283,12 +288,16 @@ def test_scale_gradient_matches_optax():
     for scale in (0.0, 1.0, 0.5, -2.0):
         assert_trees_allclose(eqopt.scale_gradient(inputs, scale), inputs)
         ours = jax.grad(loss, argnums=1)(eqopt.scale_gradient, inputs, scale)
-        theirs = _standard(jax.grad(loss, argnums=1), optax.scale_gradient, inputs, scale)
+        theirs = _standard(
+            jax.grad(loss, argnums=1), optax.scale_gradient, inputs, scale
+        )
         assert_trees_allclose(ours, theirs)
     # A traced scale (Optax needs a concrete one), and no gradient to the scale.
     traced = jax.jit(jax.grad(loss, argnums=(1, 2)), static_argnums=0)
     d_inputs, d_scale = traced(eqopt.scale_gradient, inputs, jnp.asarray(0.5))
-    assert_trees_allclose(d_inputs, jax.grad(loss, 1)(eqopt.scale_gradient, inputs, 0.5))
+    assert_trees_allclose(
+        d_inputs, jax.grad(loss, 1)(eqopt.scale_gradient, inputs, 0.5)
+    )
     assert float(d_scale) == 0.0
 
 

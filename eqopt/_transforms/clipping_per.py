@@ -137,7 +137,7 @@ def unitwise_clip(
     $$
 
     where `g_norm` and `max_norm` are given per element (as from
-    [`eqopt.unitwise_norm`][]) and must have the shape of `grad`.
+    [`eqopt.transforms.unitwise_norm`][]) and must have the shape of `grad`.
 
     Optax: `optax.unitwise_clip` (`optax.transforms.unitwise_clip`).
 
@@ -148,7 +148,11 @@ def unitwise_clip(
     - `grad`: the gradient.
     - `div_eps`: $\epsilon$, a floor on the norm divided by.
     """
-    g_norm, max_norm, grad = jnp.asarray(g_norm), jnp.asarray(max_norm), jnp.asarray(grad)
+    g_norm, max_norm, grad = (
+        jnp.asarray(g_norm),
+        jnp.asarray(max_norm),
+        jnp.asarray(grad),
+    )
     for name, value in (("g_norm", g_norm), ("max_norm", max_norm)):
         if value.shape != grad.shape:
             raise ValueError(
@@ -171,7 +175,7 @@ class AdaptiveGradClip(GradientTransformation):
     \max(\|g\|_\text{unit}, 10^{-6}) & \text{otherwise,} \end{cases}
     $$
 
-    with the unit-wise norms of [`eqopt.unitwise_norm`][].
+    with the unit-wise norms of [`eqopt.transforms.unitwise_norm`][].
 
     Optax: `optax.adaptive_grad_clip`.
 
@@ -180,7 +184,7 @@ class AdaptiveGradClip(GradientTransformation):
     - `clipping`: $\lambda \ge 0$, the largest ratio of update norm to parameter norm.
     - `eps`: $\varepsilon \ge 0$, a floor on the parameter norm, so that
         zero-initialised parameters can move.
-    - `axis`: the axes of a unit (see [`eqopt.unitwise_norm`][]); `None` chooses
+    - `axis`: the axes of a unit (see [`eqopt.transforms.unitwise_norm`][]); `None` chooses
         them from each leaf's rank.
 
     ??? cite "References"

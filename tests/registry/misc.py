@@ -89,8 +89,11 @@ CASES: tuple[Case, ...] = (
         lambda h: eqopt.noisy_sgd(h, key=5),
         lambda h: optax.noisy_sgd(h, key=5),
     ),
-    Case("optimistic_gradient_descent", eqopt.optimistic_gradient_descent,
-         optax.optimistic_gradient_descent),
+    Case(
+        "optimistic_gradient_descent",
+        eqopt.optimistic_gradient_descent,
+        optax.optimistic_gradient_descent,
+    ),
     Case(
         "optimistic_adam",
         _quietly(eqopt.optimistic_adam),
