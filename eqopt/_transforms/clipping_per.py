@@ -118,9 +118,14 @@ def unitwise_norm(
     - `axis`: the axis or axes to reduce over; `None` chooses them from the rank.
     """
     x = jnp.asarray(x)
+    return jnp.broadcast_to(_unit_norms(x, axis), x.shape)
+
+
+@no_type_check
+def _unit_norms(x: Array, axis: int | tuple[int, ...] | None) -> Array:
+    """The norm of each unit of `x`, with the reduced axes kept (of size 1)."""
     axes = _default_unit_axes(x) if axis is None else axis
-    squared = jnp.sum(abs_sq(x), axis=axes, keepdims=True)
-    return jnp.broadcast_to(safe_sqrt(squared), x.shape)
+    return safe_sqrt(jnp.sum(abs_sq(x), axis=axes, keepdims=True))
 
 
 def unitwise_clip(
@@ -164,6 +169,7 @@ def unitwise_clip(
 
 
 AdaptiveGradClipState = EmptyState
+_DIV_EPS = 1e-6  # `unitwise_clip`'s default, as Optax's `adaptive_grad_clip` uses it
 
 
 class AdaptiveGradClip(GradientTransformation):
@@ -220,10 +226,16 @@ class AdaptiveGradClip(GradientTransformation):
         def rule(g, p):
             x = upcast(g)
             clipping, eps = scalars(x.dtype)
-            g_norm = unitwise_norm(x, self.axis)
-            p_norm = unitwise_norm(to_dtype(p, x.dtype), self.axis)
-            u = unitwise_clip(g_norm, clipping * jnp.maximum(p_norm, eps), x)
-            return to_dtype(u, g.dtype), p
+            # `unitwise_clip` as a factor per unit, broadcast in the product only, so
+            # that the result keeps the layout of a sharded `g`.
+            g_norm = _unit_norms(x, self.axis)
+            max_norm = clipping * jnp.maximum(
+                _unit_norms(to_dtype(p, x.dtype), self.axis), eps
+            )
+            factor = jnp.where(
+                g_norm < max_norm, 1, max_norm / jnp.maximum(g_norm, _DIV_EPS)
+            )
+            return to_dtype(x * factor, g.dtype), p
 
         names = ("updates", "params")
         return map_leaves(rule, updates, params, names=names)[0], state
