@@ -23,6 +23,7 @@ install_import_hook("eqopt", "eqopt._typecheck.lazy_beartype")
 
 from . import (
     schedules as schedules,
+    transforms as transforms,
     tree as tree,
     tree_utils as tree_utils,
 )
@@ -42,6 +43,14 @@ from ._alias import (
     amsgrad as amsgrad,
     nadam as nadam,
     nadamw as nadamw,
+    noisy_sgd as noisy_sgd,
+    NoisySGD as NoisySGD,
+    optimistic_adam as optimistic_adam,
+    optimistic_adam_v2 as optimistic_adam_v2,
+    optimistic_gradient_descent as optimistic_gradient_descent,
+    OptimisticAdam as OptimisticAdam,
+    OptimisticAdamV2 as OptimisticAdamV2,
+    OptimisticGradientDescent as OptimisticGradientDescent,
     RAdam as RAdam,
     radam as radam,
     RMSProp as RMSProp,
@@ -124,15 +133,48 @@ from ._transforms.clipping import (
     ClipByGlobalNormState as ClipByGlobalNormState,
     ClipState as ClipState,
 )
+from ._transforms.clipping_per import (
+    adaptive_grad_clip as adaptive_grad_clip,
+    AdaptiveGradClip as AdaptiveGradClip,
+    AdaptiveGradClipState as AdaptiveGradClipState,
+    clip_by_block_rms as clip_by_block_rms,
+    ClipByBlockRMS as ClipByBlockRMS,
+    per_example_global_norm_clip as per_example_global_norm_clip,
+    per_example_layer_norm_clip as per_example_layer_norm_clip,
+)
 from ._transforms.decay import (
     add_decayed_weights as add_decayed_weights,
     AddDecayedWeights as AddDecayedWeights,
     AddDecayedWeightsState as AddDecayedWeightsState,
 )
+from ._transforms.misc import (
+    Centralize as Centralize,
+    centralize as centralize,
+    EMA as EMA,
+    ema as ema,
+    EmaState as EmaState,
+    keep_params_nonnegative as keep_params_nonnegative,
+    KeepParamsNonnegative as KeepParamsNonnegative,
+    NonNegativeParamsState as NonNegativeParamsState,
+    scale_gradient as scale_gradient,
+    zero_nans as zero_nans,
+    ZeroNans as ZeroNans,
+    ZeroNansState as ZeroNansState,
+)
 from ._transforms.momentum import (
     Trace as Trace,
     trace as trace,
     TraceState as TraceState,
+)
+from ._transforms.noise import (
+    add_noise as add_noise,
+    AddNoise as AddNoise,
+    AddNoiseState as AddNoiseState,
+)
+from ._transforms.optimistic import (
+    scale_by_optimistic_gradient as scale_by_optimistic_gradient,
+    ScaleByOptimisticGradient as ScaleByOptimisticGradient,
+    ScaleByOptimisticGradientState as ScaleByOptimisticGradientState,
 )
 from ._transforms.scaling import (
     Scale as Scale,

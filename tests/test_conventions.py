@@ -24,6 +24,7 @@ NAMESPACES = [
     "assignment",
     "monte_carlo",
     "utils",
+    "transforms",
 ]
 
 
@@ -228,3 +229,17 @@ def test_import_loads_the_heavy_subpackages_on_first_use_only():
         [sys.executable, "-c", program], capture_output=True, text=True, check=True
     ).stdout.split("\n")
     assert out[0] == "[]" and out[1] == "True"
+
+
+def test_transforms_namespace_reexports_the_top_level_objects():
+    names = [
+        n
+        for n in dir(eqopt.transforms)
+        if not n.startswith("_")
+        and not isinstance(getattr(eqopt.transforms, n), types.ModuleType)
+    ]
+    shared = [n for n in names if hasattr(eqopt, n)]
+    # Only `unitwise_norm` and `unitwise_clip` are not at the top level (nor in Optax's).
+    assert set(names) - set(shared) == {"unitwise_clip", "unitwise_norm"}
+    for name in shared:
+        assert getattr(eqopt, name) is getattr(eqopt.transforms, name), name

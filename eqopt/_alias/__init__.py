@@ -23,4 +23,14 @@ from .adam_variants import (
     yogi as yogi,
 )
 from .base import AbstractOptimiser as AbstractOptimiser, LearningRate as LearningRate
+from .misc import (
+    noisy_sgd as noisy_sgd,
+    NoisySGD as NoisySGD,
+    optimistic_adam as optimistic_adam,
+    optimistic_adam_v2 as optimistic_adam_v2,
+    optimistic_gradient_descent as optimistic_gradient_descent,
+    OptimisticAdam as OptimisticAdam,
+    OptimisticAdamV2 as OptimisticAdamV2,
+    OptimisticGradientDescent as OptimisticGradientDescent,
+)
 from .sgd import RMSProp as RMSProp, rmsprop as rmsprop, SGD as SGD, sgd as sgd

@@ -1,0 +1,29 @@
+"""Gradient transformations, as in `optax.transforms`; re-exports only.
+
+Every name here is also at the top level (`eqopt.transforms.clip is eqopt.clip`).
+"""
+
+from .._combine import chain as chain, named_chain as named_chain
+from .._transforms.clipping import (
+    clip as clip,
+    clip_by_global_norm as clip_by_global_norm,
+)
+from .._transforms.clipping_per import (
+    adaptive_grad_clip as adaptive_grad_clip,
+    clip_by_block_rms as clip_by_block_rms,
+    per_example_global_norm_clip as per_example_global_norm_clip,
+    per_example_layer_norm_clip as per_example_layer_norm_clip,
+    unitwise_clip as unitwise_clip,
+    unitwise_norm as unitwise_norm,
+)
+from .._transforms.decay import add_decayed_weights as add_decayed_weights
+from .._transforms.misc import (
+    ema as ema,
+    EmaState as EmaState,
+    keep_params_nonnegative as keep_params_nonnegative,
+    NonNegativeParamsState as NonNegativeParamsState,
+    zero_nans as zero_nans,
+    ZeroNansState as ZeroNansState,
+)
+from .._transforms.momentum import trace as trace, TraceState as TraceState
+from .._transforms.noise import add_noise as add_noise, AddNoiseState as AddNoiseState
