@@ -28,10 +28,24 @@ with install_import_hook("eqopt", "beartype.beartype"):
         adam as adam,
         AdamW as AdamW,
         adamw as adamw,
+        Fromage as Fromage,
+        fromage as fromage,
+        LAMB as LAMB,
+        lamb as lamb,
+        LARS as LARS,
+        lars as lars,
+        Lion as Lion,
+        lion as lion,
         RMSProp as RMSProp,
         rmsprop as rmsprop,
+        Rprop as Rprop,
+        rprop as rprop,
         SGD as SGD,
         sgd as sgd,
+        sign_sgd as sign_sgd,
+        SignSGD as SignSGD,
+        Signum as Signum,
+        signum as signum,
     )
     from ._base import (
         EmptyState as EmptyState,
@@ -83,6 +97,30 @@ with install_import_hook("eqopt", "beartype.beartype"):
         ScaleByLearningRate as ScaleByLearningRate,
         ScaleBySchedule as ScaleBySchedule,
         ScaleByScheduleState as ScaleByScheduleState,
+    )
+    from ._transforms.sign import (
+        scale_by_lion as scale_by_lion,
+        scale_by_rprop as scale_by_rprop,
+        scale_by_sign as scale_by_sign,
+        ScaleByLion as ScaleByLion,
+        ScaleByLionState as ScaleByLionState,
+        ScaleByRprop as ScaleByRprop,
+        ScaleByRpropState as ScaleByRpropState,
+        ScaleBySign as ScaleBySign,
+    )
+    from ._transforms.trust_ratio import (
+        normalize_by_update_norm as normalize_by_update_norm,
+        NormalizeByUpdateNorm as NormalizeByUpdateNorm,
+        scale_by_distance_over_gradients as scale_by_distance_over_gradients,
+        scale_by_param_block_norm as scale_by_param_block_norm,
+        scale_by_param_block_rms as scale_by_param_block_rms,
+        scale_by_trust_ratio as scale_by_trust_ratio,
+        ScaleByDistanceOverGradients as ScaleByDistanceOverGradients,
+        ScaleByDistanceOverGradientsState as ScaleByDistanceOverGradientsState,
+        ScaleByParamBlockNorm as ScaleByParamBlockNorm,
+        ScaleByParamBlockRMS as ScaleByParamBlockRMS,
+        ScaleByTrustRatio as ScaleByTrustRatio,
+        ScaleByTrustRatioState as ScaleByTrustRatioState,
     )
     from ._update import apply_updates as apply_updates
     from .losses import (
