@@ -6,7 +6,7 @@ zero almost everywhere (and finite everywhere). Step sizes still get hypergradie
 """
 
 import functools as ft
-from typing import Any, Literal, no_type_check
+from typing import Any, no_type_check
 
 import equinox as eqx
 import jax.numpy as jnp
@@ -96,6 +96,10 @@ class ScaleByLion(GradientTransformation):
     With `mode="smooth"` the sign is $\tanh(\beta_s\, \cdot)$; with `mode="refined"` it
     is the identity where $|\cdot| < 1$ and the sign elsewhere.
 
+    The momentum is computed in float32 (or wider) and rounded to `mu_dtype` only when
+    stored. (With a bfloat16 `mu_dtype`, Optax multiplies $\beta_2$ into the momentum in
+    bfloat16, where $0.99$ is $0.98828125$: there the numbers differ.)
+
     Optax: `optax.scale_by_lion`.
 
     **Arguments:**
@@ -114,7 +118,8 @@ class ScaleByLion(GradientTransformation):
     b1: Float[Array, ""] = eqx.field(converter=as_scalar, default=0.9)
     b2: Float[Array, ""] = eqx.field(converter=as_scalar, default=0.99)
     mu_dtype: DTypeLike | None = eqx.field(static=True, default=None)
-    mode: Literal["hard", "smooth", "refined"] = eqx.field(
+    # `str` rather than a `Literal`: a wrong mode is then a `ValueError` naming it.
+    mode: str = eqx.field(
         static=True, default="hard", kw_only=True
     )
     smooth_beta: Float[Array, ""] = eqx.field(

@@ -316,8 +316,9 @@ class ScaleByDistanceOverGradients(GradientTransformation):
     square root whose derivative is finite at $0$: at the first step
     $\|\theta_1 - \theta_0\| = 0$, where Optax's hypergradients are NaN.
 
-    Differences from Optax 0.2.8: $G$ is stored with shape `(1,)` as in Optax, but the
-    update of a 0-d leaf keeps shape `()` (Optax's comes out with shape `(1,)`).
+    Difference from Optax 0.2.8: $G$ is stored with shape `()`, like $r$, where Optax
+    stores `jnp.zeros(1)`; Optax's step then has shape `(1,)`, and so has its update of
+    a 0-d leaf (here `()`, the leaf's own shape).
 
     Optax: `optax.scale_by_distance_over_gradients`.
 
@@ -365,7 +366,7 @@ class ScaleByDistanceOverGradients(GradientTransformation):
 
         return ScaleByDistanceOverGradientsState(
             max_dist=per_leaf(initial_distance),
-            grad_sum_of_squares=per_leaf(lambda p: jnp.zeros(1)),
+            grad_sum_of_squares=per_leaf(lambda p: jnp.zeros(())),
             init_params=per_leaf(lambda p: to_dtype(p, np.dtype(self.param_dtype))),
         )
 
@@ -392,12 +393,12 @@ class ScaleByDistanceOverGradients(GradientTransformation):
             distance = _distance(to_dtype(p, dtype), to_dtype(p0, dtype))
             r = jnp.maximum(to_dtype(max_dist, dtype), distance)
             total = to_dtype(sum_of_squares, dtype) + jnp.sum(abs_sq(x))
-            step = global_scale * r / safe_sqrt(total + eps)  # shape (1,), as `total`
+            step = global_scale * r / safe_sqrt(total + eps)
             scalars_out = (
                 to_dtype(r, max_dist.dtype),
                 to_dtype(total, sum_of_squares.dtype),
             )
-            return to_dtype(step.reshape(()) * x, g.dtype), p, p0, scalars_out
+            return to_dtype(step * x, g.dtype), p, p0, scalars_out
 
         # `max_dist` and `grad_sum_of_squares` hold one scalar per leaf, not one value
         # per element: they travel as pairs at the leaves' positions.
