@@ -15,7 +15,11 @@ from .helpers import assert_trees_allclose, tree_isfinite
 
 # (factory, kwargs, message fragment): every range check, named argument and value.
 OUT_OF_RANGE = [
-    (eqopt.scale_by_lion, dict(b1=1.5), r"`scale_by_lion\(b1=...\)` must be in \[0, 1\]"),
+    (
+        eqopt.scale_by_lion,
+        dict(b1=1.5),
+        r"`scale_by_lion\(b1=...\)` must be in \[0, 1\]",
+    ),
     (eqopt.scale_by_lion, dict(b2=1.0), r"`scale_by_lion\(b2=...\)`.*got b2=1.0"),
     (eqopt.scale_by_lion, dict(smooth_beta=0.0), r"smooth_beta=0.0"),
     (eqopt.scale_by_lion, dict(mode="soft"), r"`scale_by_lion\(mode=...\)`.*'soft'"),

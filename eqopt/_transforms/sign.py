@@ -119,9 +119,7 @@ class ScaleByLion(GradientTransformation):
     b2: Float[Array, ""] = eqx.field(converter=as_scalar, default=0.99)
     mu_dtype: DTypeLike | None = eqx.field(static=True, default=None)
     # `str` rather than a `Literal`: a wrong mode is then a `ValueError` naming it.
-    mode: str = eqx.field(
-        static=True, default="hard", kw_only=True
-    )
+    mode: str = eqx.field(static=True, default="hard", kw_only=True)
     smooth_beta: Float[Array, ""] = eqx.field(
         converter=as_scalar, default=1.0, kw_only=True
     )
