@@ -34,3 +34,21 @@ from .misc import (
     OptimisticGradientDescent as OptimisticGradientDescent,
 )
 from .sgd import RMSProp as RMSProp, rmsprop as rmsprop, SGD as SGD, sgd as sgd
+from .sign import (
+    Lion as Lion,
+    lion as lion,
+    Rprop as Rprop,
+    rprop as rprop,
+    sign_sgd as sign_sgd,
+    SignSGD as SignSGD,
+    Signum as Signum,
+    signum as signum,
+)
+from .trust_ratio import (
+    Fromage as Fromage,
+    fromage as fromage,
+    LAMB as LAMB,
+    lamb as lamb,
+    LARS as LARS,
+    lars as lars,
+)

@@ -27,6 +27,10 @@ class Case:
     atol: float | None = None
     #: Whether the trained result is a smooth function of `h` (finite differences apply).
     smooth: bool = True
+    #: Whether the output is piecewise constant in every float hyperparameter (the sign
+    #: of something, as `scale_by_lion`): hypergradients are then exactly zero, and the
+    #: meta-step test checks that instead of taking a step that cannot move anything.
+    hypergradients_vanish: bool = False
 
 
 def _mask(params):
