@@ -33,6 +33,19 @@ with install_import_hook("eqopt", "beartype.beartype"):
         SGD as SGD,
         sgd as sgd,
     )
+    from ._alias.accumulators import (
+        Adadelta as Adadelta,
+        adadelta as adadelta,
+        Adagrad as Adagrad,
+        adagrad as adagrad,
+        Adan as Adan,
+        adan as adan,
+        Novograd as Novograd,
+        novograd as novograd,
+        SM3 as SM3,
+        sm3 as sm3,
+    )
+    from ._alias.factored import Adafactor as Adafactor, adafactor as adafactor
     from ._base import (
         EmptyState as EmptyState,
         GradientTransformation as GradientTransformation,
@@ -46,6 +59,23 @@ with install_import_hook("eqopt", "beartype.beartype"):
         chain as chain,
         named_chain as named_chain,
         NamedChain as NamedChain,
+    )
+    from ._transforms.accumulators import (
+        scale_by_adadelta as scale_by_adadelta,
+        scale_by_adan as scale_by_adan,
+        scale_by_novograd as scale_by_novograd,
+        scale_by_rss as scale_by_rss,
+        scale_by_sm3 as scale_by_sm3,
+        ScaleByAdaDelta as ScaleByAdaDelta,
+        ScaleByAdaDeltaState as ScaleByAdaDeltaState,
+        ScaleByAdan as ScaleByAdan,
+        ScaleByAdanState as ScaleByAdanState,
+        ScaleByNovograd as ScaleByNovograd,
+        ScaleByNovogradState as ScaleByNovogradState,
+        ScaleByRSS as ScaleByRSS,
+        ScaleByRssState as ScaleByRssState,
+        ScaleBySM3 as ScaleBySM3,
+        ScaleBySM3State as ScaleBySM3State,
     )
     from ._transforms.adaptive import (
         scale_by_adam as scale_by_adam,
@@ -69,6 +99,18 @@ with install_import_hook("eqopt", "beartype.beartype"):
     from ._transforms.decay import (
         add_decayed_weights as add_decayed_weights,
         AddDecayedWeights as AddDecayedWeights,
+    )
+    from ._transforms.factored import (
+        clip_by_block_rms as clip_by_block_rms,
+        ClipByBlockRMS as ClipByBlockRMS,
+        EMA as EMA,
+        ema as ema,
+        EmaState as EmaState,
+        FactoredState as FactoredState,
+        scale_by_factored_rms as scale_by_factored_rms,
+        scale_by_param_block_rms as scale_by_param_block_rms,
+        ScaleByFactoredRMS as ScaleByFactoredRMS,
+        ScaleByParamBlockRMS as ScaleByParamBlockRMS,
     )
     from ._transforms.momentum import (
         Trace as Trace,
