@@ -162,12 +162,11 @@ class ScaleByFactoredRMS(GradientTransformation):
             d1, d0 = dims
             return _zeros_without_axis(p, d0), _zeros_without_axis(p, d1), placeholder
 
-        leaves = map_params(statistics, params)
         return FactoredState(
             count=_zero_count(),
-            v_row=_pick(leaves, 0),
-            v_col=_pick(leaves, 1),
-            v=_pick(leaves, 2),
+            v_row=map_params(lambda p: statistics(p)[0], params),
+            v_col=map_params(lambda p: statistics(p)[1], params),
+            v=map_params(lambda p: statistics(p)[2], params),
         )
 
     def update(
@@ -224,16 +223,6 @@ class ScaleByFactoredRMS(GradientTransformation):
         )
         count = safe_increment(state.count)
         return updates, FactoredState(count=count, v_row=v_row, v_col=v_col, v=v)
-
-
-@no_type_check
-def _pick(leaves: Any, i: int) -> Any:
-    """The `i`-th entry of each tuple leaf of `leaves` (`None` stays `None`)."""
-    return jax.tree.map(
-        lambda t: None if t is None else t[i],
-        leaves,
-        is_leaf=lambda t: t is None or isinstance(t, tuple),
-    )
 
 
 class ClipByBlockRMS(GradientTransformation):

@@ -27,6 +27,11 @@ class Case:
     atol: float | None = None
     #: Whether the trained result is a smooth function of `h` (finite differences apply).
     smooth: bool = True
+    #: Whether every non-scalar state leaf has its parameter's shape (and so its
+    #: layout, checked by `test_sharding.py`); not for factored or per-axis statistics
+    #: (Adafactor's row and column means, SM3's per-axis accumulators), whose state
+    #: is checked there for its numbers only.
+    moments_like_params: bool = True
 
 
 def _mask(params):
