@@ -57,7 +57,7 @@ class Adafactor(AbstractOptimiser):
         ([`eqopt.ScaleByParamBlockRMS`][]), making the learning rate relative.
     - `clipping_threshold`: $c > 0$, or `None` for no clipping.
     - `momentum`: the decay of the momentum, in $[0, 1]$, or `None` for none.
-    - `dtype_momentum`: the momentum's dtype.
+    - `dtype_momentum`: the momentum's dtype; `None` uses each parameter's dtype.
     - `weight_decay_rate`: a float, an array, a schedule or `None` (no decay).
     - `eps`: the `epsilon` of [`eqopt.ScaleByFactoredRMS`][].
     - `weight_decay_mask`: which parameters to decay, as in
@@ -82,7 +82,7 @@ class Adafactor(AbstractOptimiser):
     momentum: Float[Array, ""] | None = eqx.field(
         converter=as_optional_scalar, default=None
     )
-    dtype_momentum: DTypeLike = eqx.field(static=True, default=jnp.float32)
+    dtype_momentum: DTypeLike | None = eqx.field(static=True, default=jnp.float32)
     weight_decay_rate: Float[Array, ""] | AbstractSchedule | None = eqx.field(
         converter=as_optional_hyperparameter, default=None
     )
@@ -96,7 +96,6 @@ class Adafactor(AbstractOptimiser):
         check_hyperparameters(
             "adafactor",
             self,
-            decay_offset=NONNEGATIVE,
             clipping_threshold=POSITIVE,
             momentum=UNIT_CLOSED,
             eps=NONNEGATIVE,

@@ -5,7 +5,6 @@ import functools as ft
 from typing import Any, no_type_check
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 from jaxtyping import Array, DTypeLike, Float
 
@@ -25,6 +24,7 @@ from .._tree import (
     zeros_like_params,
 )
 from .adaptive import decay_weights, ema
+from .factored import zeros_without_axes
 
 
 @no_type_check
@@ -132,17 +132,8 @@ def _axis_accumulators(p: Array) -> list[Array]:
     """Zeros, one vector per axis of `p` (one 0-d array for a 0-d `p`)."""
     if p.ndim == 0:
         return [jnp.zeros_like(p)]
-    return [
-        jnp.zeros_like(
-            jax.eval_shape(
-                lambda x, i=i: jnp.sum(
-                    x, axis=tuple(j for j in range(x.ndim) if j != i)
-                ),
-                p,
-            )
-        )
-        for i in range(p.ndim)
-    ]
+    others = [[j for j in range(p.ndim) if j != i] for i in range(p.ndim)]
+    return [zeros_without_axes(p, *axes) for axes in others]
 
 
 @no_type_check
@@ -464,8 +455,8 @@ class ScaleByNovograd(GradientTransformation):
     - `eps`: $\varepsilon$, added outside the square root.
     - `eps_root`: $\bar\varepsilon$, added inside the square root.
     - `weight_decay`: $\lambda$.
-    - `mu_dtype`: dtype of $m$ (and so of the updates' values, as in Optax); `None`
-        uses each parameter's dtype.
+    - `mu_dtype`: dtype of $m$; `None` uses each parameter's dtype. Optax also rounds
+        the updates to it; here they are $m_t$ before rounding (as Adam's `mu_dtype`).
 
     ??? cite "References"
 
@@ -524,10 +515,13 @@ class ScaleByNovograd(GradientTransformation):
             nu_new = jnp.where(first, norm_sq, ema(w2, nu, norm_sq))
             a = x / (safe_sqrt(nu_new + eps_root) + eps)
             a = a + weight_decay * to_dtype(p, x.dtype)
-            mu_new = to_dtype(
-                jnp.where(first, a, b1 * to_dtype(mu, x.dtype) + a), mu.dtype
+            mu_new = jnp.where(first, a, b1 * to_dtype(mu, x.dtype) + a)
+            return (
+                to_dtype(mu_new, g.dtype),
+                p,
+                to_dtype(mu_new, mu.dtype),
+                to_dtype(nu_new, nu.dtype),
             )
-            return to_dtype(mu_new, g.dtype), p, mu_new, to_dtype(nu_new, nu.dtype)
 
         names = ("updates", "params", "state.mu", "state.nu")
         updates, _, mu, nu = map_leaves(

@@ -6,7 +6,6 @@ from collections.abc import Callable
 from typing import Any, no_type_check
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, DTypeLike, Float, Int
@@ -72,9 +71,14 @@ def factored_dims(
 
 
 @no_type_check
-def _zeros_without_axis(p: Array, axis: int) -> Array:
-    """Zeros shaped like `p` with `axis` removed (laid out as a reduction of `p`)."""
-    return jnp.zeros_like(jax.eval_shape(lambda x: jnp.sum(x, axis=axis), p))
+def zeros_without_axes(p: Array, *axes: int) -> Array:
+    """Zeros of the dtype of `p` and its shape with `axes` removed.
+
+    Made from the shape alone, so not laid out like `p`: a reduced shape has no
+    sharding of its own to take (XLA lays it out inside a jitted step).
+    """
+    shape = tuple(n for i, n in enumerate(p.shape) if i not in axes)
+    return jnp.zeros(shape, p.dtype)
 
 
 class FactoredState(eqx.Module):
@@ -121,8 +125,9 @@ class ScaleByFactoredRMS(GradientTransformation):
 
     - `factored`: whether to factor the second moment of matrices.
     - `decay_rate`: $c$, the argument of `decay_rate_fn`.
-    - `step_offset`: $t_0$, the step at which the decay schedule starts (for
-        fine-tuning), an integer.
+    - `step_offset`: $t_0$, an integer: the step count at which the decay schedule
+        starts (for fine-tuning from a restored state). The default schedule needs
+        $t - t_0 \ge 0$.
     - `min_dim_size_to_factor`: factor only if the two largest dimensions have at least
         this size.
     - `epsilon`: $\varepsilon$, added to the squared gradients.
@@ -145,9 +150,7 @@ class ScaleByFactoredRMS(GradientTransformation):
     )
 
     def __check_init__(self):
-        check_hyperparameters(
-            "scale_by_factored_rms", self, step_offset=NONNEGATIVE, epsilon=NONNEGATIVE
-        )
+        check_hyperparameters("scale_by_factored_rms", self, epsilon=NONNEGATIVE)
 
     def _dims(self, shape: tuple[int, ...]) -> tuple[int, int] | None:
         return factored_dims(shape, self.factored, self.min_dim_size_to_factor)
@@ -160,7 +163,7 @@ class ScaleByFactoredRMS(GradientTransformation):
             if dims is None:
                 return placeholder, placeholder, jnp.zeros_like(p)
             d1, d0 = dims
-            return _zeros_without_axis(p, d0), _zeros_without_axis(p, d1), placeholder
+            return zeros_without_axes(p, d0), zeros_without_axes(p, d1), placeholder
 
         return FactoredState(
             count=_zero_count(),

@@ -41,9 +41,9 @@ CASES: tuple[Case, ...] = (
         moments_like_params=False,
     ),
     Case(
-        "scale_by_factored_rms-unfactored-offset",
-        lambda h: eqopt.scale_by_factored_rms(False, h, 1, epsilon=1e-10),
-        lambda h: optax.scale_by_factored_rms(False, h, 1, epsilon=1e-10),
+        "scale_by_factored_rms-unfactored",
+        lambda h: eqopt.scale_by_factored_rms(False, h, epsilon=1e-10),
+        lambda h: optax.scale_by_factored_rms(False, h, epsilon=1e-10),
         0.8,
         False,
         moments_like_params=False,
@@ -59,7 +59,7 @@ CASES: tuple[Case, ...] = (
         "scale_by_param_block_rms",
         eqopt.scale_by_param_block_rms,
         optax.scale_by_param_block_rms,
-        0.5,
+        3.0,  # above the parameters' RMS, so that the update depends on it
         False,
     ),
     Case("ema", eqopt.ema, optax.ema, 0.9, False),
@@ -138,6 +138,9 @@ CASES: tuple[Case, ...] = (
             h,
             clipping_threshold=None,
             momentum=0.9,
+            # The momentum in the parameters' dtype: Optax's default, float32, rounds
+            # float64 finite differences.
+            dtype_momentum=None,
             weight_decay_rate=0.01,
             factored=False,
             weight_decay_mask=_mask,
@@ -146,6 +149,9 @@ CASES: tuple[Case, ...] = (
             h,
             clipping_threshold=None,
             momentum=0.9,
+            # The momentum in the parameters' dtype: Optax's default, float32, rounds
+            # float64 finite differences.
+            dtype_momentum=None,
             weight_decay_rate=0.01,
             factored=False,
             weight_decay_mask=_mask,
@@ -153,7 +159,12 @@ CASES: tuple[Case, ...] = (
         moments_like_params=False,
     ),
     Case("adagrad", eqopt.adagrad, optax.adagrad),
-    Case("sm3", eqopt.sm3, lambda h: _on_vectors(optax.sm3(h))),
+    Case(
+        "sm3",
+        eqopt.sm3,
+        lambda h: _on_vectors(optax.sm3(h)),
+        moments_like_params=False,
+    ),
     Case(
         "adadelta",
         lambda h: eqopt.adadelta(h),
