@@ -74,6 +74,22 @@ from ._alias import (
     Yogi as Yogi,
     yogi as yogi,
 )
+from ._alias.accumulators import (
+    Adadelta as Adadelta,
+    adadelta as adadelta,
+    Adagrad as Adagrad,
+    adagrad as adagrad,
+    Adan as Adan,
+    adan as adan,
+    Novograd as Novograd,
+    novograd as novograd,
+    SM3 as SM3,
+    sm3 as sm3,
+)
+from ._alias.factored import (
+    Adafactor as Adafactor,
+    adafactor as adafactor,
+)
 from ._base import (
     EmptyState as EmptyState,
     GradientTransformation as GradientTransformation,
@@ -111,6 +127,23 @@ from ._numerics import (
     safe_int32_increment as safe_int32_increment,
     safe_norm as safe_norm,
     safe_root_mean_squares as safe_root_mean_squares,
+)
+from ._transforms.accumulators import (
+    scale_by_adadelta as scale_by_adadelta,
+    scale_by_adan as scale_by_adan,
+    scale_by_novograd as scale_by_novograd,
+    scale_by_rss as scale_by_rss,
+    scale_by_sm3 as scale_by_sm3,
+    ScaleByAdaDelta as ScaleByAdaDelta,
+    ScaleByAdaDeltaState as ScaleByAdaDeltaState,
+    ScaleByAdan as ScaleByAdan,
+    ScaleByAdanState as ScaleByAdanState,
+    ScaleByNovograd as ScaleByNovograd,
+    ScaleByNovogradState as ScaleByNovogradState,
+    ScaleByRSS as ScaleByRSS,
+    ScaleByRssState as ScaleByRssState,
+    ScaleBySM3 as ScaleBySM3,
+    ScaleBySM3State as ScaleBySM3State,
 )
 from ._transforms.adam_variants import (
     scale_by_adamax as scale_by_adamax,
@@ -160,6 +193,11 @@ from ._transforms.decay import (
     add_decayed_weights as add_decayed_weights,
     AddDecayedWeights as AddDecayedWeights,
     AddDecayedWeightsState as AddDecayedWeightsState,
+)
+from ._transforms.factored import (
+    FactoredState as FactoredState,
+    scale_by_factored_rms as scale_by_factored_rms,
+    ScaleByFactoredRMS as ScaleByFactoredRMS,
 )
 from ._transforms.misc import (
     Centralize as Centralize,

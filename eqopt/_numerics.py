@@ -177,3 +177,24 @@ def bias_correction(decay: Array, count: Int[Array, ""]) -> Array:
     integer, has no tangent, so $\log\beta$ never enters the derivative.
     """
     return 1 - lax.pow(decay, count.astype(decay.dtype))
+
+
+@jax.custom_jvp
+@no_type_check
+def div_sqrt(x: Inexact[ArrayLike, "*shape"], v: Inexact[ArrayLike, "*shape"]) -> Array:
+    r"""$u = x / \sqrt{v}$ for $v > 0$, with the derivative in $v$ written as $-u / (2v)$.
+
+    The textbook derivative $-x / (2 v^{3/2})$ overflows for a tiny $v$ (Adafactor's
+    $v \ge \varepsilon = 10^{-30}$), and where $x = 0$ the chain rule then gives
+    $0 \cdot \infty = \text{NaN}$. Written through $u$, it is exactly $0$ wherever
+    $x = 0$, and finite wherever $u$ is. `x` and `v` broadcast against each other.
+    """
+    return x * lax.rsqrt(v)
+
+
+@div_sqrt.defjvp
+def _div_sqrt_jvp(primals, tangents):
+    (x, v), (tx, tv) = primals, tangents
+    r = lax.rsqrt(v)
+    u = x * r
+    return u, tx * r - u / v * tv / 2

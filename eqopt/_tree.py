@@ -115,6 +115,7 @@ def map_leaves(
     updates: Any,
     *others: Any,
     names: tuple[str, ...] = (),
+    check_shapes: bool = True,
 ) -> tuple[Any, ...]:
     """Apply `fn(g, *o) -> (g', *o')` to every leaf `g` of `updates` that is an array.
 
@@ -130,6 +131,8 @@ def map_leaves(
     - `updates`: the gradients or updates.
     - `others`: trees of state or parameters to walk alongside.
     - `names`: names of `updates` and `others` for error messages.
+    - `check_shapes`: whether the leaves of `others` must have the shapes of those of
+        `updates`; `False` for state of other shapes (factored or per-leaf statistics).
 
     **Returns:**
 
@@ -146,7 +149,7 @@ def map_leaves(
             except (ValueError, TypeError):
                 raise structure_mismatch((names[0], name), (updates, tree)) from e
         raise
-    _check_leaves(flat, columns, updates, names)
+    _check_leaves(flat, columns if check_shapes else [], updates, names)
     outs = [
         fn(g, *rest) if eqx.is_inexact_array(g) else (g, *rest)
         for g, *rest in zip(flat, *columns)
@@ -214,3 +217,15 @@ def global_norm_squared(updates: Any) -> Inexact[Array, ""]:
     if not jnp.issubdtype(total.dtype, jnp.inexact):  # no leaves: the integer 0
         return jnp.zeros((), jnp.float32)
     return total
+
+
+def map_params(fn: Callable[[Array], Any], params: Any) -> Any:
+    """`fn(p)` for each inexact-array leaf `p` of `params`; `None` elsewhere.
+
+    For state whose shapes are not those of the parameters (per-axis or factored
+    statistics). `fn` must read only `p.shape` and `p.dtype` (or use `jnp.zeros_like`
+    and shape-only functions of `p`), so that `init` runs under `jax.eval_shape`.
+    """
+    return jax.tree.map(
+        lambda p: fn(p) if eqx.is_inexact_array(p) else None, params, is_leaf=is_none
+    )

@@ -101,7 +101,10 @@ def _parameters(fn):
 
 
 def _eqopt_counterpart_instance(ours, theirs):
-    """eqopt's own class standing in for Optax's in a default (`noise=Gumbel()`)."""
+    """eqopt's own class standing in for Optax's in a default (`noise=Gumbel()`), or
+    its own function of the same name (`decay_rate_fn=_decay_rate_pow`)."""
+    if isinstance(ours, types.FunctionType) and isinstance(theirs, types.FunctionType):
+        return ours.__module__.startswith("eqopt") and ours.__name__ == theirs.__name__
     return (
         type(ours).__module__.startswith("eqopt")
         and type(ours).__name__ == type(theirs).__name__

@@ -1,5 +1,17 @@
 """Popular optimisers, one family a file; re-exports only."""
 
+from .accumulators import (
+    Adadelta as Adadelta,
+    adadelta as adadelta,
+    Adagrad as Adagrad,
+    adagrad as adagrad,
+    Adan as Adan,
+    adan as adan,
+    Novograd as Novograd,
+    novograd as novograd,
+    SM3 as SM3,
+    sm3 as sm3,
+)
 from .adam import (
     Adam as Adam,
     adam as adam,
@@ -22,7 +34,14 @@ from .adam_variants import (
     Yogi as Yogi,
     yogi as yogi,
 )
-from .base import AbstractOptimiser as AbstractOptimiser, LearningRate as LearningRate
+from .base import (
+    AbstractOptimiser as AbstractOptimiser,
+    LearningRate as LearningRate,
+)
+from .factored import (
+    Adafactor as Adafactor,
+    adafactor as adafactor,
+)
 from .misc import (
     noisy_sgd as noisy_sgd,
     NoisySGD as NoisySGD,
@@ -33,7 +52,12 @@ from .misc import (
     OptimisticAdamV2 as OptimisticAdamV2,
     OptimisticGradientDescent as OptimisticGradientDescent,
 )
-from .sgd import RMSProp as RMSProp, rmsprop as rmsprop, SGD as SGD, sgd as sgd
+from .sgd import (
+    RMSProp as RMSProp,
+    rmsprop as rmsprop,
+    SGD as SGD,
+    sgd as sgd,
+)
 from .sign import (
     Lion as Lion,
     lion as lion,

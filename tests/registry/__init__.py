@@ -6,11 +6,13 @@ optimiser gets every generic test by being added to its family's module here, an
 module's `CASES` to `REGISTRY` below.
 """
 
-from . import core, adam, misc, sign
+from . import adam, core, factored, misc, sign
 from .case import Case as Case, SCHEDULE_NAMES as SCHEDULE_NAMES, SCHEDULES as SCHEDULES
 
 
-REGISTRY: tuple[Case, ...] = core.CASES + adam.CASES + misc.CASES + sign.CASES
+REGISTRY: tuple[Case, ...] = (
+    core.CASES + adam.CASES + factored.CASES + misc.CASES + sign.CASES
+)
 SCHEDULED: tuple[Case, ...] = core.SCHEDULED
 
 WITH_HYPERPARAMETER = tuple(c for c in REGISTRY if c.h is not None)

@@ -31,6 +31,11 @@ class Case:
     #: of something, as `scale_by_lion`): hypergradients are then exactly zero, and the
     #: meta-step test checks that instead of taking a step that cannot move anything.
     hypergradients_vanish: bool = False
+    #: Whether every non-scalar state leaf has its parameter's shape (and so its
+    #: layout, checked by `test_sharding.py`); not for factored or per-axis statistics
+    #: (Adafactor's row and column means, SM3's per-axis accumulators), whose state
+    #: is checked there for its numbers only.
+    moments_like_params: bool = True
 
 
 def _mask(params):
