@@ -46,11 +46,34 @@ if True:  # noqa: SIM108 (keeps the re-exports indented as one block)
         set_to_zero as set_to_zero,
         SetToZero as SetToZero,
     )
+    from ._conditional import (
+        conditionally_mask as conditionally_mask,
+        conditionally_transform as conditionally_transform,
+        ConditionallyMask as ConditionallyMask,
+        ConditionallyMaskState as ConditionallyMaskState,
+        ConditionallyTransform as ConditionallyTransform,
+        ConditionallyTransformState as ConditionallyTransformState,
+    )
     from ._combine import (
         Chain as Chain,
         chain as chain,
         named_chain as named_chain,
         NamedChain as NamedChain,
+    )
+    from ._masked import (
+        freeze as freeze,
+        Masked as Masked,
+        masked as masked,
+        MaskedNode as MaskedNode,
+        MaskedState as MaskedState,
+    )
+    from ._partition import (
+        multi_transform as multi_transform,
+        MultiTransformState as MultiTransformState,
+        Partition as Partition,
+        partition as partition,
+        PartitionState as PartitionState,
+        selective_transform as selective_transform,
     )
     from ._transforms.adaptive import (
         scale_by_adam as scale_by_adam,
