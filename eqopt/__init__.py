@@ -46,6 +46,12 @@ if True:  # noqa: SIM108 (keeps the re-exports indented as one block)
         set_to_zero as set_to_zero,
         SetToZero as SetToZero,
     )
+    from ._combine import (
+        Chain as Chain,
+        chain as chain,
+        named_chain as named_chain,
+        NamedChain as NamedChain,
+    )
     from ._conditional import (
         conditionally_mask as conditionally_mask,
         conditionally_transform as conditionally_transform,
@@ -53,12 +59,6 @@ if True:  # noqa: SIM108 (keeps the re-exports indented as one block)
         ConditionallyMaskState as ConditionallyMaskState,
         ConditionallyTransform as ConditionallyTransform,
         ConditionallyTransformState as ConditionallyTransformState,
-    )
-    from ._combine import (
-        Chain as Chain,
-        chain as chain,
-        named_chain as named_chain,
-        NamedChain as NamedChain,
     )
     from ._masked import (
         freeze as freeze,

@@ -47,8 +47,12 @@ CASES: tuple[Case, ...] = (
     ),
     Case(
         "masked-nested-sgd",
-        lambda h: eqopt.masked(eqopt.masked(eqopt.sgd(h, 0.9), _matrices), _not_scalars),
-        lambda h: optax.masked(optax.masked(optax.sgd(h, 0.9), _matrices), _not_scalars),
+        lambda h: eqopt.masked(
+            eqopt.masked(eqopt.sgd(h, 0.9), _matrices), _not_scalars
+        ),
+        lambda h: optax.masked(
+            optax.masked(optax.sgd(h, 0.9), _matrices), _not_scalars
+        ),
         descends=False,
     ),
     Case(
