@@ -10,6 +10,7 @@ from ._base import GradientTransformation, SetToZero
 from ._custom_types import OptState, Params, Updates
 from ._masking import freeze_mask, FrozenMask, mask_tree, MaskLike
 from ._tree import is_none, structure_mismatch
+from .tree_utils._map_params import _is_placeholder
 
 
 class MaskedNode(eqx.Module):
@@ -119,6 +120,8 @@ class Masked(GradientTransformation):
     )
 
     def init(self, params: Params) -> MaskedState:
+        if _is_placeholder(params):  # `tree_map_params` finding the parameters' copies
+            return MaskedState(self.inner.init(params))
         keep = mask_tree(self.mask, params)
         return MaskedState(self.inner.init(hide(keep, params, "params")))
 

@@ -21,6 +21,7 @@ from ._masking import (
     MaskLike,
 )
 from ._tree import is_none
+from .tree_utils._map_params import _is_placeholder
 
 
 class PartitionState(eqx.Module):
@@ -99,6 +100,10 @@ class Partition(GradientTransformation):
         return labels
 
     def init(self, params: Params) -> PartitionState:
+        if _is_placeholder(params):  # `tree_map_params` finding the parameters' copies
+            return PartitionState(
+                {g: MaskedState(t.init(params)) for g, t in self.transforms.items()}
+            )
         labels = self._labels(params)
         used = set(jax.tree.leaves(labels))
         unused = [group for group in self.transforms if group not in used]

@@ -343,3 +343,22 @@ def test_traced_or_unhashable_masks_and_labels_are_errors():
         eqx.filter_jit(opt.init)(PARAMS)
     with pytest.raises(ValueError, match="hashable"):
         eqopt.partition({"x": eqopt.sgd(0.1)}, {"a": jnp.asarray(0), "b": "x"})
+
+
+def test_tree_map_params_reaches_the_state_inside_masks_and_groups():
+    params = {"w": jnp.ones((2, 2)), "b": jnp.ones(2)}
+    for opt in (
+        eqopt.masked(eqopt.adam(0.1), {"w": True, "b": False}),
+        eqopt.partition(
+            {"x": eqopt.adam(0.1), "y": eqopt.sgd(0.1, 0.9)}, {"w": "x", "b": "y"}
+        ),
+    ):
+        state = opt.init(params)
+        doubled = eqopt.tree_utils.tree_map_params(
+            opt,
+            lambda v: v + 2,
+            state,
+        )
+        leaves = jax.tree.leaves(doubled)
+        assert any(jnp.all(x == 2) for x in leaves if x.ndim)
+        assert jax.tree.structure(doubled) == jax.tree.structure(state)
