@@ -106,6 +106,14 @@ from ._combine import (
     named_chain as named_chain,
     NamedChain as NamedChain,
 )
+from ._conditional import (
+    conditionally_mask as conditionally_mask,
+    conditionally_transform as conditionally_transform,
+    ConditionallyMask as ConditionallyMask,
+    ConditionallyMaskState as ConditionallyMaskState,
+    ConditionallyTransform as ConditionallyTransform,
+    ConditionallyTransformState as ConditionallyTransformState,
+)
 from ._custom_types import (
     MaskOrFn as MaskOrFn,
     OptState as OptState,
@@ -122,11 +130,26 @@ from ._linear_algebra import (
     matrix_inverse_pth_root as matrix_inverse_pth_root,
     power_iteration as power_iteration,
 )
+from ._masked import (
+    freeze as freeze,
+    Masked as Masked,
+    masked as masked,
+    MaskedNode as MaskedNode,
+    MaskedState as MaskedState,
+)
 from ._numerics import (
     safe_increment as safe_increment,
     safe_int32_increment as safe_int32_increment,
     safe_norm as safe_norm,
     safe_root_mean_squares as safe_root_mean_squares,
+)
+from ._partition import (
+    multi_transform as multi_transform,
+    MultiTransformState as MultiTransformState,
+    Partition as Partition,
+    partition as partition,
+    PartitionState as PartitionState,
+    selective_transform as selective_transform,
 )
 from ._transforms.accumulators import (
     scale_by_adadelta as scale_by_adadelta,

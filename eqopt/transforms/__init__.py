@@ -3,7 +3,27 @@
 Every name here is also at the top level (`eqopt.transforms.clip is eqopt.clip`).
 """
 
-from .._combine import chain as chain, named_chain as named_chain
+from .._combine import (
+    chain as chain,
+    named_chain as named_chain,
+)
+from .._conditional import (
+    conditionally_mask as conditionally_mask,
+    conditionally_transform as conditionally_transform,
+    ConditionallyMaskState as ConditionallyMaskState,
+    ConditionallyTransformState as ConditionallyTransformState,
+)
+from .._masked import (
+    freeze as freeze,
+    masked as masked,
+    MaskedNode as MaskedNode,
+    MaskedState as MaskedState,
+)
+from .._partition import (
+    partition as partition,
+    PartitionState as PartitionState,
+    selective_transform as selective_transform,
+)
 from .._transforms.clipping import (
     clip as clip,
     clip_by_global_norm as clip_by_global_norm,
@@ -16,7 +36,9 @@ from .._transforms.clipping_per import (
     unitwise_clip as unitwise_clip,
     unitwise_norm as unitwise_norm,
 )
-from .._transforms.decay import add_decayed_weights as add_decayed_weights
+from .._transforms.decay import (
+    add_decayed_weights as add_decayed_weights,
+)
 from .._transforms.misc import (
     ema as ema,
     EmaState as EmaState,
@@ -25,5 +47,11 @@ from .._transforms.misc import (
     zero_nans as zero_nans,
     ZeroNansState as ZeroNansState,
 )
-from .._transforms.momentum import trace as trace, TraceState as TraceState
-from .._transforms.noise import add_noise as add_noise, AddNoiseState as AddNoiseState
+from .._transforms.momentum import (
+    trace as trace,
+    TraceState as TraceState,
+)
+from .._transforms.noise import (
+    add_noise as add_noise,
+    AddNoiseState as AddNoiseState,
+)
