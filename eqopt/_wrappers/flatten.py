@@ -3,6 +3,7 @@
 from typing import Any, no_type_check
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import jax.tree_util as jtu
 import numpy as np
@@ -24,6 +25,30 @@ def _groups(tree: Any) -> dict[Any, list[int]]:
 
 
 @no_type_check
+def _spec(x: Any) -> Any:
+    """The sharding spec in `x`'s type (explicit sharding), or `None` if it has none."""
+    spec = getattr(jax.typeof(x).sharding, "spec", ())
+    return spec if any(s is not None for s in spec) else None
+
+
+@no_type_check
+def _replicated(x: Any) -> Any:
+    """`x`, resharded to be replicated if its type carries an explicit sharding (one
+    vector cannot concatenate leaves laid out differently)."""
+    if _spec(x) is None:
+        return x
+    return jax.sharding.reshard(x, jax.typeof(x).sharding.update(spec=jax.P()))
+
+
+@no_type_check
+def _laid_out_like(piece: Any, leaf: Any) -> Any:
+    """`piece`, resharded to `leaf`'s explicit sharding, if it has one."""
+    if _spec(leaf) is None:
+        return piece
+    return jax.sharding.reshard(piece, jax.typeof(leaf).sharding)
+
+
+@no_type_check
 def flatten_tree(tree: Any) -> Any:
     """The floating-array leaves of `tree` concatenated into one vector per dtype.
 
@@ -33,7 +58,7 @@ def flatten_tree(tree: Any) -> Any:
     """
     leaves = jtu.tree_leaves(tree, is_leaf=is_none)
     flats = tuple(
-        jnp.concatenate([jnp.ravel(leaves[i]) for i in indices])
+        jnp.concatenate([jnp.ravel(_replicated(leaves[i])) for i in indices])
         for indices in _groups(tree).values()
     )
     return flats[0] if len(flats) == 1 else flats
@@ -50,7 +75,7 @@ def unflatten_tree(reference: Any, flat: Any) -> Any:
         sizes = [int(np.size(leaves[i])) for i in indices]
         pieces = jnp.split(vector, np.cumsum(sizes)[:-1])
         for i, piece in zip(indices, pieces):
-            out[i] = jnp.reshape(piece, jnp.shape(leaves[i]))
+            out[i] = _laid_out_like(jnp.reshape(piece, jnp.shape(leaves[i])), leaves[i])
     return jtu.tree_unflatten(treedef, out)
 
 

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Bool, DTypeLike, Int, PyTree
 
-from .._base import AbstractSchedule, FunctionSchedule, GradientTransformation
+from .._base import GradientTransformation
 from .._custom_types import Count, Params, Updates
 from .._numerics import safe_increment
 from .._tree import compute_dtype, map_leaves, to_dtype, zeros_like_params
@@ -51,29 +51,30 @@ def _as_skip_function(fn: Callable | None) -> eqx.Module | None:
 
 
 @no_type_check
-def as_step_count(x: Any) -> Int[Array, ""] | AbstractSchedule:
+def as_step_count(x: Any) -> Int[Array, ""] | eqx.Module:
     """A number of steps as an int32 leaf (changing it does not recompile), or a
-    schedule of it (a plain function is wrapped in `FunctionSchedule`)."""
-    if isinstance(x, AbstractSchedule):
+    schedule of it: a schedule Module, or a plain function held as a static field (its
+    values may be integers, which `FunctionSchedule` would reject)."""
+    if isinstance(x, eqx.Module):
         return x
     if callable(x):
-        return FunctionSchedule(x)
+        return _StaticFunction(x)
     return jnp.asarray(x, jnp.int32)
 
 
 @no_type_check
 def check_step_count(owner: str, name: str, value: Any) -> None:
     """`ValueError` for a concrete number of steps below 1."""
-    if isinstance(value, AbstractSchedule) or isinstance(value, jax.core.Tracer):
+    if isinstance(value, eqx.Module | jax.core.Tracer):
         return
     if (value < 1).any():
         raise ValueError(f"`{owner}({name}=...)` must be at least 1; got {name}={value}.")
 
 
 @no_type_check
-def _step_count_at(k: Int[Array, ""] | AbstractSchedule, step: Count) -> Count:
+def _step_count_at(k: Int[Array, ""] | eqx.Module, step: Count) -> Count:
     """The value of `every_k_schedule` at `step`, as an int32 (rounded if a float)."""
-    if not isinstance(k, AbstractSchedule):
+    if not isinstance(k, eqx.Module):
         return k
     k = jnp.asarray(k(step))
     if jnp.issubdtype(k.dtype, jnp.inexact):
@@ -163,7 +164,7 @@ class MultiSteps(GradientTransformation):
     """
 
     opt: GradientTransformation
-    every_k_schedule: Int[Array, ""] | AbstractSchedule = eqx.field(
+    every_k_schedule: Int[Array, ""] | eqx.Module = eqx.field(
         converter=as_step_count
     )
     use_grad_mean: bool = eqx.field(static=True, default=True)
@@ -266,8 +267,11 @@ class ApplyEvery(eqx.Module):
 
 @no_type_check
 def _sum_every(restart: Array, emit: Array, g: Array, acc: Array):
-    new = jnp.where(restart, jnp.zeros_like(acc), acc) + g
-    return jnp.where(emit, new, jnp.zeros_like(new)), new
+    dtype = _wider(compute_dtype(g), acc.dtype)
+    a = to_dtype(acc, dtype)
+    new = jnp.where(restart, jnp.zeros_like(a), a) + to_dtype(g, dtype)
+    out = jnp.where(emit, new, jnp.zeros_like(new))
+    return to_dtype(out, g.dtype), to_dtype(new, acc.dtype)
 
 
 class ApplyEveryK(GradientTransformation):

@@ -27,6 +27,9 @@ class Case:
     atol: float | None = None
     #: Whether the trained result is a smooth function of `h` (finite differences apply).
     smooth: bool = True
+    #: Whether each state array that is not a scalar has the shape (and so the layout)
+    #: of a parameter; `flatten` keeps one flat vector instead.
+    state_like_params: bool = True
 
 
 def _mask(params):
