@@ -29,7 +29,10 @@ def _arrays(tree):
     [
         (lambda: eqopt.MultiSteps(eqopt.adam(0.1), 0), "every_k_schedule=0"),
         (lambda: eqopt.apply_every(0), r"apply_every\(k=...\).*k=0"),
-        (lambda: eqopt.apply_if_finite(eqopt.adam(0.1), -1), "max_consecutive_errors=-1"),
+        (
+            lambda: eqopt.apply_if_finite(eqopt.adam(0.1), -1),
+            "max_consecutive_errors=-1",
+        ),
         (lambda: eqopt.lookahead(eqopt.sgd(0.1), 0, 0.5), "sync_period=0"),
         (lambda: eqopt.lookahead(eqopt.sgd(0.1), 2, -0.5), "slow_step_size=-0.5"),
     ],
@@ -199,7 +202,9 @@ def test_multi_steps_bfloat16_parameters(accumulator_dtype):
 
 def test_multi_steps_with_a_schedule_module_for_k():
     """A schedule Module's float values are rounded to the number of mini-steps."""
-    opt = eqopt.MultiSteps(eqopt.sgd(0.1), eqopt.piecewise_constant_schedule(2.0, {1: 1.5}))
+    opt = eqopt.MultiSteps(
+        eqopt.sgd(0.1), eqopt.piecewise_constant_schedule(2.0, {1: 1.5})
+    )
     params = {"w": jnp.ones(2)}
     state, emitted = opt.init(params), []
     for _ in range(8):
@@ -223,13 +228,20 @@ def _nan_grads(params, value=jnp.nan):
 @pytest.mark.parametrize("bad", [jnp.nan, jnp.inf])
 def test_multi_steps_skip_not_finite_leaves_state_untouched(bad):
     params = _dict_with_scalars()
-    opt = eqopt.MultiSteps(eqopt.adam(0.1), 2, should_skip_update_fn=eqopt.skip_not_finite)
+    opt = eqopt.MultiSteps(
+        eqopt.adam(0.1), 2, should_skip_update_fn=eqopt.skip_not_finite
+    )
     state = opt.init(params)
     _, state = opt.update(jax.grad(_loss)(params, 1.0), state, params)
     updates, skipped = opt.update(_nan_grads(params, bad), state, params)
     assert all(not bool(jnp.any(u)) for u in jax.tree.leaves(updates))
     assert_trees_allclose(
-        (skipped.mini_step, skipped.gradient_step, skipped.inner_opt_state, skipped.acc_grads),
+        (
+            skipped.mini_step,
+            skipped.gradient_step,
+            skipped.inner_opt_state,
+            skipped.acc_grads,
+        ),
         (state.mini_step, state.gradient_step, state.inner_opt_state, state.acc_grads),
         rtol=0,
         atol=0,
@@ -383,7 +395,9 @@ def test_lookahead_vmap_sweep_of_the_inner_learning_rate(name):
     run = eqx.filter_jit(lambda opt: _lookahead_train(opt, params, 5)[0])
     swept = eqx.filter_jit(jax.vmap(run))(jax.vmap(make)(hs))
     for i, h in enumerate(hs):
-        assert_trees_allclose(jax.tree.map(lambda x: x[i], swept), run(make(h)), rtol=1e-4)
+        assert_trees_allclose(
+            jax.tree.map(lambda x: x[i], swept), run(make(h)), rtol=1e-4
+        )
 
 
 @pytest.mark.parametrize("name", LOOKAHEADS)
@@ -407,7 +421,9 @@ def test_lookahead_hypergradients_finite_and_no_retrace(name):
 
     state = make(0.05).init(params)
     for f in (0.5, 0.8, 1.0):
-        opt = jax.tree.map(lambda x: x * f if eqx.is_inexact_array(x) else x, make(0.05))
+        opt = jax.tree.map(
+            lambda x: x * f if eqx.is_inexact_array(x) else x, make(0.05)
+        )
         params, state = step(opt, state, params)
 
 

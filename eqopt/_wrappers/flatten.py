@@ -121,4 +121,3 @@ class Flatten(GradientTransformation):
 
 
 flatten = Flatten
-

@@ -68,7 +68,9 @@ def check_step_count(owner: str, name: str, value: Any) -> None:
     if isinstance(value, eqx.Module | jax.core.Tracer):
         return
     if (value < 1).any():
-        raise ValueError(f"`{owner}({name}=...)` must be at least 1; got {name}={value}.")
+        raise ValueError(
+            f"`{owner}({name}=...)` must be at least 1; got {name}={value}."
+        )
 
 
 @no_type_check
@@ -164,9 +166,7 @@ class MultiSteps(GradientTransformation):
     """
 
     opt: GradientTransformation
-    every_k_schedule: Int[Array, ""] | eqx.Module = eqx.field(
-        converter=as_step_count
-    )
+    every_k_schedule: Int[Array, ""] | eqx.Module = eqx.field(converter=as_step_count)
     use_grad_mean: bool = eqx.field(static=True, default=True)
     should_skip_update_fn: eqx.Module | None = eqx.field(
         converter=_as_skip_function, default=None
@@ -322,4 +322,3 @@ class ApplyEveryK(GradientTransformation):
 
 
 apply_every = ApplyEveryK
-
