@@ -6,6 +6,7 @@ import io
 
 import equinox as eqx
 import jax
+import jax.extend
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
@@ -461,3 +462,49 @@ def test_lookahead_equinox_model_resume_bfloat16_and_abstract_init():
     shapes = eqx.filter_eval_shape(opt.init, abstract)
     assert jax.tree.structure(shapes) == jax.tree.structure(opt.init(p16))
     np.testing.assert_array_equal(opt.init(p16).steps_since_sync, 0)
+
+
+# --- one inner update, selected --------------------------------------------------------
+
+
+def _primitive_names(jaxpr):
+    names = set()
+    for eqn in jaxpr.eqns:
+        names.add(eqn.primitive.name)
+        for sub in jax.extend.core.jaxprs_in_params(eqn.params):
+            names |= _primitive_names(sub)
+    return names
+
+
+@pytest.mark.parametrize(
+    "opt",
+    [
+        eqopt.MultiSteps(
+            eqopt.adam(0.1), 3, should_skip_update_fn=eqopt.skip_not_finite
+        ),
+        eqopt.apply_if_finite(eqopt.adam(0.1), 2),
+    ],
+    ids=["MultiSteps", "apply_if_finite"],
+)
+def test_inner_update_is_computed_once_and_selected_without_cond(opt):
+    params = _dict_with_scalars()
+    state = opt.init(params)
+    jaxpr = jax.make_jaxpr(lambda g, s: opt.update(g, s, params))(params, state)
+    assert "cond" not in _primitive_names(jaxpr.jaxpr)
+    # Adam's square root appears once per leaf: the inner update is traced once.
+    n_sqrt = sum(e.primitive.name == "eqopt_safe_sqrt" for e in jaxpr.jaxpr.eqns)
+    assert n_sqrt == len(jax.tree.leaves(params))
+
+
+def test_changing_every_k_does_not_recompile():
+    params = {"w": jnp.ones(3)}
+
+    @eqx.filter_jit
+    @eqx.debug.assert_max_traces(max_traces=1)
+    def step(opt, state, params):
+        updates, state = opt.update({"w": jnp.ones(3)}, state, params)
+        return eqopt.apply_updates(params, updates), state
+
+    state = eqopt.MultiSteps(eqopt.sgd(0.1), 2).init(params)
+    for k in (2, 3, 4):
+        params, state = step(eqopt.MultiSteps(eqopt.sgd(0.1), k), state, params)
