@@ -60,6 +60,7 @@ TASKS = {
         ["benchmarks/bench_sweep.py"],
         ["benchmarks/bench_memory.py"],
         ["benchmarks/bench_import.py"],
+        ["benchmarks/bench_wrappers.py"],
     ],
     "examples": [
         ["examples/quickstart.py", "--steps", "60"],

@@ -288,6 +288,25 @@ from ._transforms.trust_ratio import (
 from ._update import (
     apply_updates as apply_updates,
 )
+from ._wrappers import (
+    apply_every as apply_every,
+    apply_if_finite as apply_if_finite,
+    ApplyEvery as ApplyEvery,
+    ApplyEveryK as ApplyEveryK,
+    ApplyIfFinite as ApplyIfFinite,
+    ApplyIfFiniteState as ApplyIfFiniteState,
+    Flatten as Flatten,
+    flatten as flatten,
+    Lookahead as Lookahead,
+    lookahead as lookahead,
+    LookaheadParams as LookaheadParams,
+    LookaheadState as LookaheadState,
+    MultiSteps as MultiSteps,
+    MultiStepsState as MultiStepsState,
+    ShouldSkipUpdateFunction as ShouldSkipUpdateFunction,
+    skip_large_updates as skip_large_updates,
+    skip_not_finite as skip_not_finite,
+)
 from .schedules import (
     constant_schedule as constant_schedule,
     cosine_decay_schedule as cosine_decay_schedule,

@@ -55,3 +55,13 @@ from .._transforms.noise import (
     add_noise as add_noise,
     AddNoiseState as AddNoiseState,
 )
+from .._wrappers import (
+    apply_if_finite as apply_if_finite,
+    ApplyIfFiniteState as ApplyIfFiniteState,
+    flatten as flatten,
+    MultiSteps as MultiSteps,
+    MultiStepsState as MultiStepsState,
+    ShouldSkipUpdateFunction as ShouldSkipUpdateFunction,
+    skip_large_updates as skip_large_updates,
+    skip_not_finite as skip_not_finite,
+)

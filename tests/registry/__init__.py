@@ -6,12 +6,18 @@ optimiser gets every generic test by being added to its family's module here, an
 module's `CASES` to `REGISTRY` below.
 """
 
-from . import adam, combine, core, factored, misc, sign
+from . import adam, combine, core, factored, misc, sign, wrappers
 from .case import Case as Case, SCHEDULE_NAMES as SCHEDULE_NAMES, SCHEDULES as SCHEDULES
 
 
 REGISTRY: tuple[Case, ...] = (
-    core.CASES + adam.CASES + combine.CASES + factored.CASES + misc.CASES + sign.CASES
+    core.CASES
+    + adam.CASES
+    + combine.CASES
+    + factored.CASES
+    + misc.CASES
+    + sign.CASES
+    + wrappers.CASES
 )
 SCHEDULED: tuple[Case, ...] = core.SCHEDULED
 

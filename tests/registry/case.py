@@ -33,8 +33,8 @@ class Case:
     hypergradients_vanish: bool = False
     #: Whether every non-scalar state leaf has its parameter's shape (and so its
     #: layout, checked by `test_sharding.py`); not for factored or per-axis statistics
-    #: (Adafactor's row and column means, SM3's per-axis accumulators), whose state
-    #: is checked there for its numbers only.
+    #: (Adafactor's row and column means, SM3's per-axis accumulators) nor `flatten`'s
+    #: one flat vector, whose state is checked there for its numbers only.
     moments_like_params: bool = True
 
 

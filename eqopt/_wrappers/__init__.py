@@ -1,0 +1,24 @@
+"""Wrappers: transformations that hold another transformation."""
+
+from .finite import (
+    apply_if_finite as apply_if_finite,
+    ApplyIfFinite as ApplyIfFinite,
+    ApplyIfFiniteState as ApplyIfFiniteState,
+    skip_large_updates as skip_large_updates,
+    skip_not_finite as skip_not_finite,
+)
+from .flatten import Flatten as Flatten, flatten as flatten
+from .lookahead import (
+    Lookahead as Lookahead,
+    lookahead as lookahead,
+    LookaheadParams as LookaheadParams,
+    LookaheadState as LookaheadState,
+)
+from .multi_steps import (
+    apply_every as apply_every,
+    ApplyEvery as ApplyEvery,
+    ApplyEveryK as ApplyEveryK,
+    MultiSteps as MultiSteps,
+    MultiStepsState as MultiStepsState,
+    ShouldSkipUpdateFunction as ShouldSkipUpdateFunction,
+)
