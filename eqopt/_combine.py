@@ -7,6 +7,7 @@ import jax
 
 from ._base import GradientTransformation
 from ._custom_types import OptState, Params, Updates
+from ._hyperparams import warn_python_number_hyperparameters
 from ._tree import compute_dtype, to_dtype, upcast
 
 
@@ -50,6 +51,7 @@ class Chain(GradientTransformation):
         **extra_args: Any,
     ) -> tuple[Updates, tuple[OptState, ...]]:
         _check_state_length("chain", state, len(self.transforms))
+        warn_python_number_hyperparameters(updates, chain=self)
         new_state = []
         leaves = jax.tree.leaves(updates)
         low_precision = any(compute_dtype(g) != g.dtype for g in leaves)
@@ -103,6 +105,7 @@ class NamedChain(GradientTransformation):
         **extra_args: Any,
     ) -> tuple[Updates, dict[str, OptState]]:
         _check_state_length("named_chain", state, len(self.transforms))
+        warn_python_number_hyperparameters(updates, named_chain=self)
         new_state = {}
         for name, transform in zip(self.names, self.transforms):
             updates, new_state[name] = transform.update(

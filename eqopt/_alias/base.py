@@ -14,6 +14,7 @@ from jaxtyping import Array, Float
 from .._base import AbstractSchedule, GradientTransformation
 from .._combine import Chain
 from .._custom_types import OptState, Params, Updates
+from .._hyperparams import warn_python_number_hyperparameters
 
 
 class AbstractOptimiser(GradientTransformation):
@@ -38,6 +39,7 @@ class AbstractOptimiser(GradientTransformation):
         params: Params | None = None,
         **extra_args: Any,
     ) -> tuple[Updates, tuple[OptState, ...]]:
+        warn_python_number_hyperparameters(updates, opt=self)
         return self.as_chain().update(updates, state, params, **extra_args)
 
 
