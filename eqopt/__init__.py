@@ -52,6 +52,14 @@ if True:  # noqa: SIM108 (keeps the re-exports indented as one block)
         named_chain as named_chain,
         NamedChain as NamedChain,
     )
+    from ._inject import (
+        inject_hyperparams as inject_hyperparams,
+        inject_stateful_hyperparams as inject_stateful_hyperparams,
+        InjectHyperparams as InjectHyperparams,
+        InjectHyperparamsState as InjectHyperparamsState,
+        InjectStatefulHyperparamsState as InjectStatefulHyperparamsState,
+        WrappedSchedule as WrappedSchedule,
+    )
     from ._transforms.adaptive import (
         scale_by_adam as scale_by_adam,
         scale_by_rms as scale_by_rms,
@@ -108,6 +116,7 @@ __version__ = importlib.metadata.version("eqopt")
 #: Sub-packages imported on first use: `eqopt.losses`, ...
 _LAZY_SUBPACKAGES = (
     "assignment",
+    "interop",
     "losses",
     "monte_carlo",
     "perturbations",
@@ -158,6 +167,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # the same names, for static type checkers and IDEs
     from . import (
         assignment as assignment,
+        interop as interop,
         losses as losses,
         monte_carlo as monte_carlo,
         perturbations as perturbations,

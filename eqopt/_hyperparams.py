@@ -144,7 +144,9 @@ def python_number_hyperparameters(
     """
     found = []
     if isinstance(tree, eqx.Module):
-        marked = {name: is_dict for name, _, is_dict in hyperparameter_fields(type(tree))}
+        marked = {
+            name: is_dict for name, _, is_dict in hyperparameter_fields(type(tree))
+        }
         for field in dataclasses.fields(tree):
             if field.metadata.get("static", False):
                 continue

@@ -4,6 +4,16 @@ from .._base import (
     AbstractSchedule as AbstractSchedule,
     FunctionSchedule as FunctionSchedule,
 )
+from .._inject import (
+    inject_hyperparams as inject_hyperparams,
+    inject_stateful_hyperparams as inject_stateful_hyperparams,
+    InjectHyperparams as InjectHyperparams,
+    InjectHyperparamsState as InjectHyperparamsState,
+    InjectStatefulHyperparamsState as InjectStatefulHyperparamsState,
+    StatefulSchedule as StatefulSchedule,
+    WrappedSchedule as WrappedSchedule,
+    WrappedScheduleState as WrappedScheduleState,
+)
 from ._schedules import (
     constant_schedule as constant_schedule,
     ConstantSchedule as ConstantSchedule,
