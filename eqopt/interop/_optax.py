@@ -66,10 +66,13 @@ class FromOptax(GradientTransformation):
 
     **Arguments:**
 
-    - `transformation`: the Optax transformation, with extra-arguments support (static).
+    - `transformation`: the Optax transformation (static).
+    - `extra_args`: whether its `update` takes extra keyword arguments (static);
+        otherwise they are dropped, as `optax.with_extra_args_support` does.
     """
 
     transformation: Any = eqx.field(static=True)
+    extra_args: bool = eqx.field(static=True, default=False)
 
     def init(self, params: Params) -> OptState:
         with jax.numpy_dtype_promotion("standard"):  # Optax's code is written for it
@@ -83,6 +86,7 @@ class FromOptax(GradientTransformation):
         **extra_args: Any,
     ) -> tuple[Updates, OptState]:
         params = None if params is None else _floating_only(params)
+        extra_args = extra_args if self.extra_args else {}
         with jax.numpy_dtype_promotion("standard"):
             return self.transformation.update(updates, state, params, **extra_args)
 
@@ -97,7 +101,9 @@ def from_optax(tx: Any) -> FromOptax:
     The wrapped transformation sees only the floating-array leaves of the parameters
     (others are `None`), so Equinox models need no filtering; its numbers and state
     are Optax's, computed under standard dtype promotion. Its `init` and `update` are
-    static fields (Optax's closures): its hyperparameters are **not** leaves.
+    static fields (Optax's closures): its hyperparameters are **not** leaves, and two
+    wrappers are equal (one compilation, a checkpoint's structure) only if they wrap
+    the same Optax object, so build it once.
 
     **Arguments:**
 
@@ -111,4 +117,4 @@ def from_optax(tx: Any) -> FromOptax:
 
     if isinstance(tx, GradientTransformation):
         raise TypeError("`from_optax` takes an Optax transformation; this is eqopt's.")
-    return FromOptax(optax.with_extra_args_support(tx))
+    return FromOptax(tx, isinstance(tx, optax.GradientTransformationExtraArgs))

@@ -6,11 +6,11 @@ optimiser gets every generic test by being added to its family's module here, an
 module's `CASES` to `REGISTRY` below.
 """
 
-from . import core
+from . import core, inject
 from .case import Case as Case, SCHEDULE_NAMES as SCHEDULE_NAMES, SCHEDULES as SCHEDULES
 
 
-REGISTRY: tuple[Case, ...] = core.CASES
+REGISTRY: tuple[Case, ...] = core.CASES + inject.CASES
 SCHEDULED: tuple[Case, ...] = core.SCHEDULED
 
 WITH_HYPERPARAMETER = tuple(c for c in REGISTRY if c.h is not None)
