@@ -35,12 +35,7 @@ def to_optax(tx: GradientTransformation) -> Any:
 
     An `optax.GradientTransformationExtraArgs` calling `tx.init` and `tx.update`.
     """
-    import optax
-
-    if not isinstance(tx, GradientTransformation):
-        raise TypeError(
-            f"`to_optax` takes an eqopt transformation; got {type(tx).__name__}."
-        )
+    import optax  # `tx`'s type is checked by the import hook: a `TypeError` if not eqopt's
 
     @no_type_check
     def init_fn(params):
