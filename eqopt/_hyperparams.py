@@ -99,6 +99,9 @@ HYPERPARAMETER_CONVERTERS = (
     as_hyperparameter,
     as_optional_hyperparameter,
 )
+#: A class attribute: set (to `True`) on composites whose `update` calls
+#: `warn_python_number_hyperparameters` on themselves.
+CHECKS_OWN_HYPERPARAMETERS = "checks_own_hyperparameters"
 #: Field metadata marking a dict whose entries are hyperparameters by name (the
 #: `hyperparams` of `inject_hyperparams`); its value is `convert(new, old) -> leaf`.
 HYPERPARAMETER_DICT = "eqopt_hyperparameter_dict"
@@ -133,16 +136,20 @@ def is_python_number(x: object) -> bool:
 
 @no_type_check
 def python_number_hyperparameters(
-    tree: Any, path: str = ""
+    tree: Any, path: str = "", nested: bool = False
 ) -> list[tuple[str, str, Any]]:
     """`(path, name, value)` of every hyperparameter in `tree` that is a Python number.
 
     Walks Modules (their hyperparameter fields, and every other non-static field),
     tuples, lists and dicts. A hyperparameter set as a Python float with a plain
     `eqx.tree_at` is such a number: not an array leaf, so static under
-    `eqx.filter_jit` (a recompilation per value, no hypergradient).
+    `eqx.filter_jit` (a recompilation per value, no hypergradient). Below the root,
+    Modules that check themselves (`CHECKS_OWN_HYPERPARAMETERS`) are not walked, so
+    that each mistake is reported once, by its nearest owner.
     """
     found = []
+    if nested and getattr(type(tree), CHECKS_OWN_HYPERPARAMETERS, False):
+        return found
     if isinstance(tree, eqx.Module):
         marked = {
             name: is_dict for name, _, is_dict in hyperparameter_fields(type(tree))
@@ -161,13 +168,13 @@ def python_number_hyperparameters(
             elif field.name in marked and is_python_number(value):
                 found.append((where, field.name, value))
             else:
-                found += python_number_hyperparameters(value, where)
+                found += python_number_hyperparameters(value, where, True)
     elif isinstance(tree, tuple | list):
         for i, x in enumerate(tree):
-            found += python_number_hyperparameters(x, f"{path}[{i}]")
+            found += python_number_hyperparameters(x, f"{path}[{i}]", True)
     elif isinstance(tree, dict):
         for k, x in tree.items():
-            found += python_number_hyperparameters(x, f"{path}[{k!r}]")
+            found += python_number_hyperparameters(x, f"{path}[{k!r}]", True)
     return found
 
 
@@ -182,8 +189,9 @@ def is_tracing(updates: Any) -> bool:
 def warn_python_number_hyperparameters(updates: Any, **trees: Any) -> None:
     """Warn, while `updates` are traced, about hyperparameters that are Python numbers.
 
-    Called by the `update` of composite transformations (chains, optimisers, wrappers)
-    with themselves (and the state, for hyperparameters kept there), so that the plain
+    Called by the `update` of composite transformations (chains, optimisers, wrappers:
+    those with a true class attribute `checks_own_hyperparameters`) with themselves
+    (and the state, for hyperparameters kept there), so that the plain
     `eqx.tree_at(lambda o: o.learning_rate, opt, 0.01)` mistake is loud: under
     `eqx.filter_jit` such a number is static, so every new value recompiles the step
     and `eqx.filter_grad` gives it no hypergradient. The walk runs once per trace (not

@@ -25,6 +25,8 @@ class AbstractOptimiser(GradientTransformation):
     itself: `eqx.tree_at(lambda o: o.learning_rate, opt, jnp.asarray(3e-4))`.
     """
 
+    checks_own_hyperparameters = True  # see `eqopt._hyperparams`
+
     @abc.abstractmethod
     def as_chain(self) -> Chain:
         """The equivalent chain of transformations."""
@@ -39,7 +41,7 @@ class AbstractOptimiser(GradientTransformation):
         params: Params | None = None,
         **extra_args: Any,
     ) -> tuple[Updates, tuple[OptState, ...]]:
-        warn_python_number_hyperparameters(updates, opt=self)
+        warn_python_number_hyperparameters(updates, **{type(self).__name__: self})
         return self.as_chain().update(updates, state, params, **extra_args)
 
 

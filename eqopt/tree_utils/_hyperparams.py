@@ -54,6 +54,8 @@ def _visit(tree: Any, path: tuple, fn: Callable) -> Any:
                 }
             elif field.name in marked:
                 new = fn(key, field.name, value, marked[field.name][0])
+                if new is value:  # a schedule Module's own hyperparameters
+                    new = _visit(value, key, fn)
             else:
                 new = _visit(value, key, fn)
             if new is not value and not (isinstance(new, dict) and new == value):
