@@ -22,6 +22,7 @@ NAMESPACES = [
     "tree_utils",
     "perturbations",
     "assignment",
+    "interop",
     "monte_carlo",
     "utils",
 ]
