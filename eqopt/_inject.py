@@ -360,7 +360,8 @@ def inject_hyperparams(
 
     - `inner_factory`: a function (an eqopt factory such as `eqopt.adam`) returning
         the inner eqopt transformation. For an Optax factory, wrap it:
-        `lambda **kw: eqopt.interop.from_optax(optax.adam(**kw))`.
+        naming its arguments:
+        `lambda learning_rate: eqopt.interop.from_optax(optax.adam(learning_rate))`.
     - `static_args`: the name or names of arguments that are callables but not
         schedules (masks given as functions, for example).
     - `hyperparam_dtype`: the dtype of floating hyperparameters; `None` for the

@@ -131,3 +131,13 @@ except ImportError:
     ).stdout.split()
     assert float(out[0]) == pytest.approx(-0.1, rel=1e-5)
     assert " ".join(out[1:]) == "to_optax needs optax"
+
+
+def test_inject_hyperparams_around_an_optax_factory():
+    params = random_tree(jr.key(3))
+    ours = eqopt.inject_hyperparams(
+        lambda learning_rate: from_optax(optax.adam(learning_rate))
+    )(0.1)
+    theirs = optax.inject_hyperparams(optax.adam)(0.1)
+    # 1e-4: Optax injects `b2` as a float32 array; ours leaves Optax's Python float.
+    assert_trees_allclose(_run(to_optax(ours), params), _run(theirs, params), rtol=1e-4)
