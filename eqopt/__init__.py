@@ -125,6 +125,14 @@ from ._custom_types import (
     TransformUpdateFn as TransformUpdateFn,
     Updates as Updates,
 )
+from ._inject import (
+    inject_hyperparams as inject_hyperparams,
+    inject_stateful_hyperparams as inject_stateful_hyperparams,
+    InjectHyperparams as InjectHyperparams,
+    InjectHyperparamsState as InjectHyperparamsState,
+    InjectStatefulHyperparamsState as InjectStatefulHyperparamsState,
+    WrappedSchedule as WrappedSchedule,
+)
 from ._linear_algebra import (
     global_norm as global_norm,
     matrix_inverse_pth_root as matrix_inverse_pth_root,
@@ -337,6 +345,7 @@ __version__ = importlib.metadata.version("eqopt")
 #: Sub-packages imported on first use: `eqopt.losses`, ...
 _LAZY_SUBPACKAGES = (
     "assignment",
+    "interop",
     "losses",
     "monte_carlo",
     "perturbations",
@@ -388,6 +397,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # the same names, for static type checkers and IDEs
     from . import (
         assignment as assignment,
+        interop as interop,
         losses as losses,
         monte_carlo as monte_carlo,
         perturbations as perturbations,

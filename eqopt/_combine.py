@@ -7,6 +7,7 @@ import jax
 
 from ._base import GradientTransformation
 from ._custom_types import OptState, Params, Updates
+from ._hyperparams import warn_python_number_hyperparameters
 from ._tree import compute_dtype, to_dtype, upcast
 
 
@@ -38,6 +39,7 @@ class Chain(GradientTransformation):
     """
 
     transforms: tuple[GradientTransformation, ...]
+    checks_own_hyperparameters = True  # see `eqopt._hyperparams`
 
     def init(self, params: Params) -> tuple[OptState, ...]:
         return tuple(t.init(params) for t in self.transforms)
@@ -50,6 +52,7 @@ class Chain(GradientTransformation):
         **extra_args: Any,
     ) -> tuple[Updates, tuple[OptState, ...]]:
         _check_state_length("chain", state, len(self.transforms))
+        warn_python_number_hyperparameters(updates, Chain=self)
         new_state = []
         leaves = jax.tree.leaves(updates)
         low_precision = any(compute_dtype(g) != g.dtype for g in leaves)
@@ -82,6 +85,7 @@ class NamedChain(GradientTransformation):
 
     names: tuple[str, ...] = eqx.field(static=True)
     transforms: tuple[GradientTransformation, ...]
+    checks_own_hyperparameters = True  # see `eqopt._hyperparams`
 
     def __check_init__(self):
         if len(self.names) != len(self.transforms):
@@ -103,6 +107,7 @@ class NamedChain(GradientTransformation):
         **extra_args: Any,
     ) -> tuple[Updates, dict[str, OptState]]:
         _check_state_length("named_chain", state, len(self.transforms))
+        warn_python_number_hyperparameters(updates, NamedChain=self)
         new_state = {}
         for name, transform in zip(self.names, self.transforms):
             updates, new_state[name] = transform.update(

@@ -22,6 +22,7 @@ NAMESPACES = [
     "tree_utils",
     "perturbations",
     "assignment",
+    "interop",
     "monte_carlo",
     "utils",
     "transforms",
@@ -71,8 +72,13 @@ def is_abstract(cls) -> bool:
 )
 def test_abstract_iff_named_abstract_and_no_concrete_base(name, cls):
     short = name.rsplit(".", 1)[1]
-    # Optax's names, kept for drop-in use (the second is another name of the first).
-    exempt = {"GradientTransformation", "GradientTransformationExtraArgs"}
+    # Optax's names, kept for drop-in use (`GradientTransformationExtraArgs` is another
+    # name of `GradientTransformation`; `StatefulSchedule` is Optax's abstract base).
+    exempt = {
+        "GradientTransformation",
+        "GradientTransformationExtraArgs",
+        "StatefulSchedule",
+    }
     if short not in exempt:
         assert short.startswith("Abstract") == is_abstract(cls), name
     for base in cls.__mro__[1:]:

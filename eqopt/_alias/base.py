@@ -14,6 +14,7 @@ from jaxtyping import Array, Float
 from .._base import AbstractSchedule, GradientTransformation
 from .._combine import Chain
 from .._custom_types import OptState, Params, Updates
+from .._hyperparams import warn_python_number_hyperparameters
 
 
 class AbstractOptimiser(GradientTransformation):
@@ -23,6 +24,8 @@ class AbstractOptimiser(GradientTransformation):
     and `update` are those of the chain. Users change a hyperparameter on the optimiser
     itself: `eqx.tree_at(lambda o: o.learning_rate, opt, jnp.asarray(3e-4))`.
     """
+
+    checks_own_hyperparameters = True  # see `eqopt._hyperparams`
 
     @abc.abstractmethod
     def as_chain(self) -> Chain:
@@ -38,6 +41,7 @@ class AbstractOptimiser(GradientTransformation):
         params: Params | None = None,
         **extra_args: Any,
     ) -> tuple[Updates, tuple[OptState, ...]]:
+        warn_python_number_hyperparameters(updates, **{type(self).__name__: self})
         return self.as_chain().update(updates, state, params, **extra_args)
 
 

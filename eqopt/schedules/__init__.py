@@ -4,7 +4,19 @@ from .._base import (
     AbstractSchedule as AbstractSchedule,
     FunctionSchedule as FunctionSchedule,
 )
-from .._custom_types import Schedule as Schedule
+from .._custom_types import (
+    Schedule as Schedule,
+)
+from .._inject import (
+    inject_hyperparams as inject_hyperparams,
+    inject_stateful_hyperparams as inject_stateful_hyperparams,
+    InjectHyperparams as InjectHyperparams,
+    InjectHyperparamsState as InjectHyperparamsState,
+    InjectStatefulHyperparamsState as InjectStatefulHyperparamsState,
+    StatefulSchedule as StatefulSchedule,
+    WrappedSchedule as WrappedSchedule,
+    WrappedScheduleState as WrappedScheduleState,
+)
 from ._onecycle import (
     cosine_onecycle_schedule as cosine_onecycle_schedule,
     CosineOnecycleSchedule as CosineOnecycleSchedule,

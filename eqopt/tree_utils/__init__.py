@@ -28,6 +28,10 @@ from ._constructors import (
 
 # Deprecated Optax names (`tree_l2_norm`, `tree_scalar_mul`...), with a warning.
 from ._deprecated import __getattr__ as __getattr__
+from ._hyperparams import (
+    tree_get_hyperparams as tree_get_hyperparams,
+    tree_set_hyperparams as tree_set_hyperparams,
+)
 from ._map_params import tree_map_params as tree_map_params
 from ._moments import (
     tree_bias_correction as tree_bias_correction,
