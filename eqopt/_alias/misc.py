@@ -139,8 +139,9 @@ class OptimisticAdam(AbstractOptimiser):
 
     - `learning_rate`: $\eta$, a float or an array (not a schedule, as in Optax).
     - `optimism`: $o$; `None` uses the learning rate.
-    - `b1`, `b2`, `eps`, `eps_root`, `mu_dtype`, `nesterov`: as in
-        [`eqopt.ScaleByAdam`][] (`nesterov` defaults to `True` here).
+    - `b1`, `b2`, `eps`, `eps_root`, `mu_dtype`, `nesterov`, `nu_dtype`: as in
+        [`eqopt.ScaleByAdam`][] (`nesterov` defaults to `True` here; `nu_dtype`,
+        keyword-only, is not in Optax).
 
     ??? cite "References"
 
@@ -157,6 +158,7 @@ class OptimisticAdam(AbstractOptimiser):
     eps_root: Float[Array, ""] = eqx.field(converter=as_scalar, default=0.0)
     mu_dtype: DTypeLike | None = eqx.field(static=True, default=None)
     nesterov: bool = eqx.field(static=True, default=True, kw_only=True)
+    nu_dtype: DTypeLike | None = eqx.field(static=True, default=None, kw_only=True)
 
     def __check_init__(self):
         warnings.warn(
@@ -195,8 +197,9 @@ class OptimisticAdamV2(AbstractOptimiser):
 
     - `learning_rate`: $\eta_t$, a float, an array or a schedule.
     - `alpha`, `beta`: as in [`eqopt.ScaleByOptimisticGradient`][].
-    - `b1`, `b2`, `eps`, `eps_root`, `mu_dtype`, `nesterov`: as in
-        [`eqopt.ScaleByAdam`][] (`nesterov` defaults to `True` here).
+    - `b1`, `b2`, `eps`, `eps_root`, `mu_dtype`, `nesterov`, `nu_dtype`: as in
+        [`eqopt.ScaleByAdam`][] (`nesterov` defaults to `True` here; `nu_dtype`,
+        keyword-only, is not in Optax).
 
     ??? cite "References"
 
@@ -214,6 +217,7 @@ class OptimisticAdamV2(AbstractOptimiser):
     )
     mu_dtype: DTypeLike | None = eqx.field(static=True, default=None, kw_only=True)
     nesterov: bool = eqx.field(static=True, default=True, kw_only=True)
+    nu_dtype: DTypeLike | None = eqx.field(static=True, default=None, kw_only=True)
 
     def __check_init__(self):
         check_hyperparameters("optimistic_adam_v2", self, **_ADAM_RANGES)
