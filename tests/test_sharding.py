@@ -51,6 +51,11 @@ def _steps(opt, params, state):
 @pytest.mark.parametrize("case", REGISTRY, ids=ids)
 def test_sharded_step_keeps_layout_and_numbers(case):
     opt = case.make(case.h or 0.1)
+    if not case.descends:
+        # A transformation that is no descent method (a scaling, momentum alone) gets a
+        # small step, so that three steps stay well-conditioned: growing parameters in
+        # `sin` amplify the sharded reductions' other summation order.
+        opt = eqopt.chain(opt, eqopt.scale(-0.01))
     params = _params()
     expected, _ = _steps(opt, params, opt.init(params))
     sharded = _shard(params)
