@@ -77,6 +77,16 @@ def cast_per_dtype(*values: Any) -> Callable[[DTypeLike], tuple[Array, ...]]:
     return ft.cache(lambda dtype: cast(dtype, *values))
 
 
+@no_type_check
+def require_params(owner: str, params: Any) -> None:
+    """Raise a `ValueError` if a transformation that reads the parameters got none."""
+    if params is None:
+        raise ValueError(
+            f"`{owner}` needs the parameters: call `update(updates, state, params)` "
+            "with `params`."
+        )
+
+
 def _paths(tree: Any) -> list[str]:
     leaves, _ = jtu.tree_flatten_with_path(tree, is_leaf=is_none)
     return [jtu.keystr(path) for path, _ in leaves]

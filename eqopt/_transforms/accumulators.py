@@ -19,6 +19,7 @@ from .._tree import (
     full_like_params,
     map_leaves,
     map_params,
+    require_params,
     to_dtype,
     upcast,
     zeros_like_params,
@@ -38,15 +39,6 @@ def _scale_where_positive(x: Array, total: Array, eps: Array) -> Array:
     convention $0 / 0 = 0$), with finite derivatives in both branches."""
     positive = total > 0
     return jnp.where(positive, div_sqrt(x, jnp.where(positive, total, 1) + eps), 0)
-
-
-@no_type_check
-def _needs_params(owner: str, params: Params | None) -> None:
-    if params is None:
-        raise ValueError(
-            f"`{owner}` needs the parameters: call `update(updates, state, params)` "
-            "with `params`."
-        )
 
 
 class ScaleByRssState(eqx.Module):
@@ -495,7 +487,7 @@ class ScaleByNovograd(GradientTransformation):
         params: Params | None = None,
         **extra_args: Any,
     ) -> tuple[Updates, ScaleByNovogradState]:
-        _needs_params("scale_by_novograd", params)
+        require_params("scale_by_novograd", params)
         count = safe_increment(state.count)
         first = count == 1
 

@@ -28,6 +28,7 @@ from .._tree import (
     compute_dtype,
     global_norm_squared,
     map_leaves,
+    require_params,
     to_dtype,
     upcast,
 )
@@ -35,10 +36,6 @@ from .._tree import (
 
 # A clipping norm may be infinite (no clipping), as in Optax's examples.
 _CLIP_NORM = Interval(0.0, math.inf, closed_high=True)
-_NO_PARAMS = (
-    "`adaptive_grad_clip` needs the parameters: call `update(updates, state, params)` "
-    "with `params`."
-)
 
 
 class ClipByBlockRMS(GradientTransformation):
@@ -218,8 +215,7 @@ class AdaptiveGradClip(GradientTransformation):
         params: Params | None = None,
         **extra_args: Any,
     ) -> tuple[Updates, EmptyState]:
-        if params is None:
-            raise ValueError(_NO_PARAMS)
+        require_params("adaptive_grad_clip", params)
         scalars = cast_per_dtype(self.clipping, self.eps)
 
         @no_type_check

@@ -10,14 +10,8 @@ from .._base import AbstractSchedule, EmptyState, GradientTransformation
 from .._custom_types import Params, Updates
 from .._hyperparams import as_hyperparameter
 from .._masking import freeze_mask, FrozenMask, mask_tree
-from .._tree import cast_per_dtype, map_leaves, to_dtype, upcast
+from .._tree import cast_per_dtype, map_leaves, require_params, to_dtype, upcast
 from .scaling import advance, current_value, ScaleByScheduleState, schedule_state
-
-
-_NO_PARAMS = (
-    "`add_decayed_weights` needs the parameters: call "
-    "`update(updates, state, params)` with `params`."
-)
 
 
 class AddDecayedWeights(GradientTransformation):
@@ -56,8 +50,7 @@ class AddDecayedWeights(GradientTransformation):
         params: Params | None = None,
         **extra_args: Any,
     ) -> tuple[Updates, ScaleByScheduleState | EmptyState]:
-        if params is None:
-            raise ValueError(_NO_PARAMS)
+        require_params("add_decayed_weights", params)
         weight_decay = current_value(self.weight_decay, state)
         decay_in = cast_per_dtype(weight_decay)
 

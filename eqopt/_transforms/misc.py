@@ -14,13 +14,16 @@ from .._checks import _concrete, check_hyperparameters, UNIT_CLOSED
 from .._custom_types import Count, Moments, Params, Updates
 from .._hyperparams import as_scalar
 from .._numerics import bias_correction, safe_increment
-from .._tree import cast, is_none, map_leaves, to_dtype, upcast, zeros_like_params
-from .adaptive import decay_weights, ema as ema_step
-
-
-_NO_PARAMS = (
-    "`{}` needs the parameters: call `update(updates, state, params)` with `params`."
+from .._tree import (
+    cast,
+    is_none,
+    map_leaves,
+    require_params,
+    to_dtype,
+    upcast,
+    zeros_like_params,
 )
+from .adaptive import decay_weights, ema as ema_step
 
 
 class Centralize(GradientTransformation):
@@ -87,8 +90,7 @@ class KeepParamsNonnegative(GradientTransformation):
         params: Params | None = None,
         **extra_args: Any,
     ) -> tuple[Updates, EmptyState]:
-        if params is None:
-            raise ValueError(_NO_PARAMS.format("keep_params_nonnegative"))
+        require_params("keep_params_nonnegative", params)
         names = ("updates", "params")
         return map_leaves(_nonnegative_leaf, updates, params, names=names)[0], state
 

@@ -27,21 +27,11 @@ from .._tree import (
     global_norm_squared,
     like,
     map_leaves,
+    require_params,
     to_dtype,
     upcast,
 )
 from ..tree_utils._leaves import is_none
-
-
-_NO_PARAMS = (
-    "`{}` needs the parameters: call `update(updates, state, params)` with `params`."
-)
-
-
-@no_type_check
-def _require_params(owner: str, params: Any) -> None:
-    if params is None:
-        raise ValueError(_NO_PARAMS.format(owner))
 
 
 @no_type_check
@@ -121,7 +111,7 @@ def scale_by_trust_ratio_where(
 
     `mask` is a static mask as `eqopt._masking` has it; `None` means everywhere.
     """
-    _require_params("scale_by_trust_ratio", params)
+    require_params("scale_by_trust_ratio", params)
     scalars = cast_per_dtype(opt.min_norm, opt.trust_coefficient, opt.eps)
 
     @no_type_check
@@ -153,7 +143,7 @@ def _scale_by_param_block(
     owner: str, updates: Updates, params: Params | None, min_scale: Array, mean: bool
 ) -> Updates:
     """`g * max(norm or rms of the parameter leaf, min_scale)` for every leaf."""
-    _require_params(owner, params)
+    require_params(owner, params)
     min_scale_in = cast_per_dtype(min_scale)
 
     @no_type_check
@@ -377,7 +367,7 @@ class ScaleByDistanceOverGradients(GradientTransformation):
         params: Params | None = None,
         **extra_args: Any,
     ) -> tuple[Updates, ScaleByDistanceOverGradientsState]:
-        _require_params("scale_by_distance_over_gradients", params)
+        require_params("scale_by_distance_over_gradients", params)
 
         @ft.cache  # once per leaf dtype, not once per leaf
         @no_type_check
