@@ -333,3 +333,13 @@ def test_init_from_abstract_shapes(case):
     assert jax.tree.structure(shapes) == jax.tree.structure(concrete)
     for s, c in zip(jax.tree.leaves(shapes), jax.tree.leaves(concrete)):
         assert (s.shape, s.dtype) == (c.shape, c.dtype)
+
+
+@pytest.mark.parametrize("case", REGISTRY, ids=ids)
+def test_state_can_be_donated(case):
+    """No two state arrays are one buffer, and none is a parameter: a training step
+    that donates parameters and state (`donate_argnums`) would otherwise fail."""
+    params, _ = make_problem()
+    state = case.make(case.h or 0.1).init(params)
+    arrays = [x for x in jax.tree.leaves((params, state)) if eqx.is_array(x)]
+    assert len({id(x) for x in arrays}) == len(arrays)

@@ -83,8 +83,13 @@ class ScaleByAdamax(GradientTransformation):
         check_hyperparameters("scale_by_adamax", self, **_DECAYS)
 
     def init(self, params: Params) -> ScaleByAdamState:
-        zeros = zeros_like_params(params)
-        return ScaleByAdamState(count=_zero_count(), mu=zeros, nu=zeros)
+        # Two arrays, not one aliased twice: a donated state must not hold the same
+        # buffer twice.
+        return ScaleByAdamState(
+            count=_zero_count(),
+            mu=zeros_like_params(params),
+            nu=zeros_like_params(params),
+        )
 
     def update(
         self,
@@ -257,8 +262,13 @@ class ScaleByBelief(GradientTransformation):
         check_hyperparameters("scale_by_belief", self, **_DECAYS_AND_ROOT)
 
     def init(self, params: Params) -> ScaleByBeliefState:
-        zeros = zeros_like_params(params)
-        return ScaleByBeliefState(count=_zero_count(), mu=zeros, nu=zeros)
+        # Two arrays, not one aliased twice: a donated state must not hold the same
+        # buffer twice.
+        return ScaleByBeliefState(
+            count=_zero_count(),
+            mu=zeros_like_params(params),
+            nu=zeros_like_params(params),
+        )
 
     def update(
         self,
@@ -337,8 +347,12 @@ class ScaleByYogi(GradientTransformation):
         )
 
     def init(self, params: Params) -> ScaleByAdamState:
-        initial = full_like_params(params, self.initial_accumulator_value)
-        return ScaleByAdamState(count=_zero_count(), mu=initial, nu=initial)
+        initial = self.initial_accumulator_value  # two arrays: state can be donated
+        return ScaleByAdamState(
+            count=_zero_count(),
+            mu=full_like_params(params, initial),
+            nu=full_like_params(params, initial),
+        )
 
     def update(
         self,
@@ -451,8 +465,13 @@ class ScaleByRAdam(GradientTransformation):
         check_hyperparameters("scale_by_radam", self, **_DECAYS_AND_ROOT)
 
     def init(self, params: Params) -> ScaleByAdamState:
-        zeros = zeros_like_params(params)
-        return ScaleByAdamState(count=_zero_count(), mu=zeros, nu=zeros)
+        # Two arrays, not one aliased twice: a donated state must not hold the same
+        # buffer twice.
+        return ScaleByAdamState(
+            count=_zero_count(),
+            mu=zeros_like_params(params),
+            nu=zeros_like_params(params),
+        )
 
     def update(
         self,

@@ -12,7 +12,6 @@ from typing import Any, no_type_check
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jaxtyping import Array, DTypeLike, Float
 
 from .._base import EmptyState, GradientTransformation
@@ -357,7 +356,8 @@ class ScaleByDistanceOverGradients(GradientTransformation):
         return ScaleByDistanceOverGradientsState(
             max_dist=per_leaf(initial_distance),
             grad_sum_of_squares=per_leaf(lambda p: jnp.zeros(())),
-            init_params=per_leaf(lambda p: to_dtype(p, np.dtype(self.param_dtype))),
+            # A copy, not the parameter itself: parameters and state can be donated.
+            init_params=per_leaf(lambda p: jnp.array(p, self.param_dtype, copy=True)),
         )
 
     def update(
