@@ -14,6 +14,16 @@ from .lookahead import (
     LookaheadParams as LookaheadParams,
     LookaheadState as LookaheadState,
 )
+from .monitor import (
+    measure_with_ema as measure_with_ema,
+    MeasureWithEMA as MeasureWithEMA,
+    monitor as monitor,
+    Monitor as Monitor,
+    MonitorState as MonitorState,
+    snapshot as snapshot,
+    Snapshot as Snapshot,
+    SnapshotState as SnapshotState,
+)
 from .multi_steps import (
     apply_every as apply_every,
     ApplyEvery as ApplyEvery,
@@ -21,4 +31,11 @@ from .multi_steps import (
     MultiSteps as MultiSteps,
     MultiStepsState as MultiStepsState,
     ShouldSkipUpdateFunction as ShouldSkipUpdateFunction,
+)
+from .stateless import (
+    stateless as stateless,
+    Stateless as Stateless,
+    stateless_with_tree_map as stateless_with_tree_map,
+    StatelessWithTreeMap as StatelessWithTreeMap,
+    with_extra_args_support as with_extra_args_support,
 )
