@@ -155,7 +155,8 @@ class MonitorState(eqx.Module):
     **Fields:**
 
     - `measurements`: `{name: measurement}`, the last step's (zeros after `init`).
-    - `measure_states`: the states of the measures, in the order of `measures`.
+    - `measure_states`: the states of the measures, in the order of their sorted names
+        (the order in which JAX flattens a dict; Optax uses the order of `measures`).
     """
 
     measurements: dict[str, Any]
@@ -221,15 +222,15 @@ class Monitor(GradientTransformation):
         self, updates: Updates, states: tuple[OptState, ...], params: Any, extra: dict
     ) -> tuple[dict[str, Any], tuple[OptState, ...]]:
         measurements, new_states = {}, []
-        for (name, measure), state in zip(self.measures.items(), states):
-            measurements[name], new_state = measure.update(
+        for name, state in zip(sorted(self.measures), states):
+            measurements[name], new_state = self.measures[name].update(
                 updates, state, params, **extra
             )
             new_states.append(new_state)
         return measurements, tuple(new_states)
 
     def init(self, params: Params) -> MonitorState:
-        states = tuple(m.init(params) for m in self.measures.values())
+        states = tuple(self.measures[name].init(params) for name in sorted(self.measures))
         shapes = eqx.filter_eval_shape(
             lambda p, s: self._measure_all(p, s, p, {})[0], params, states
         )
