@@ -124,4 +124,6 @@ def periodic_update(
         Nature 518, 2015; Grill et al., *Bootstrap Your Own Latent*, NeurIPS 2020.
     """
     copy = jnp.mod(steps, update_period) == 0
-    return map_arrays(lambda new, old: jnp.where(copy, new, old), new_tensors, old_tensors)
+    return map_arrays(
+        lambda new, old: jnp.where(copy, new, old), new_tensors, old_tensors
+    )

@@ -17,11 +17,11 @@ from .lookahead import (
 from .monitor import (
     measure_with_ema as measure_with_ema,
     MeasureWithEMA as MeasureWithEMA,
-    monitor as monitor,
     Monitor as Monitor,
+    monitor as monitor,
     MonitorState as MonitorState,
-    snapshot as snapshot,
     Snapshot as Snapshot,
+    snapshot as snapshot,
     SnapshotState as SnapshotState,
 )
 from .multi_steps import (
@@ -33,8 +33,8 @@ from .multi_steps import (
     ShouldSkipUpdateFunction as ShouldSkipUpdateFunction,
 )
 from .stateless import (
-    stateless as stateless,
     Stateless as Stateless,
+    stateless as stateless,
     stateless_with_tree_map as stateless_with_tree_map,
     StatelessWithTreeMap as StatelessWithTreeMap,
     with_extra_args_support as with_extra_args_support,

@@ -9,8 +9,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, DTypeLike, Float, PyTree
 
-from .._checks import check_hyperparameters, UNIT_CLOSED
 from .._base import EmptyState, GradientTransformation
+from .._checks import check_hyperparameters, UNIT_CLOSED
 from .._custom_types import OptState, Params, Updates
 from .._hyperparams import as_scalar
 from .._transforms.misc import EMA, EmaState
@@ -230,7 +230,9 @@ class Monitor(GradientTransformation):
         return measurements, tuple(new_states)
 
     def init(self, params: Params) -> MonitorState:
-        states = tuple(self.measures[name].init(params) for name in sorted(self.measures))
+        states = tuple(
+            self.measures[name].init(params) for name in sorted(self.measures)
+        )
         shapes = eqx.filter_eval_shape(
             lambda p, s: self._measure_all(p, s, p, {})[0], params, states
         )

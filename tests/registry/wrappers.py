@@ -90,8 +90,12 @@ CASES: tuple[Case, ...] = (
     ),
     Case(
         "stateless_with_tree_map-sgd",
-        lambda h: eqopt.chain(eqopt.stateless_with_tree_map(damp_negative), eqopt.sgd(h)),
-        lambda h: optax.chain(optax.stateless_with_tree_map(damp_negative), optax.sgd(h)),
+        lambda h: eqopt.chain(
+            eqopt.stateless_with_tree_map(damp_negative), eqopt.sgd(h)
+        ),
+        lambda h: optax.chain(
+            optax.stateless_with_tree_map(damp_negative), optax.sgd(h)
+        ),
     ),
     Case(
         "snapshot-sgd",
