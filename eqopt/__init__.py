@@ -295,6 +295,8 @@ from ._transforms.trust_ratio import (
 )
 from ._update import (
     apply_updates as apply_updates,
+    incremental_update as incremental_update,
+    periodic_update as periodic_update,
 )
 from ._wrappers import (
     apply_every as apply_every,
@@ -309,11 +311,24 @@ from ._wrappers import (
     lookahead as lookahead,
     LookaheadParams as LookaheadParams,
     LookaheadState as LookaheadState,
+    measure_with_ema as measure_with_ema,
+    MeasureWithEMA as MeasureWithEMA,
+    Monitor as Monitor,
+    monitor as monitor,
+    MonitorState as MonitorState,
     MultiSteps as MultiSteps,
     MultiStepsState as MultiStepsState,
     ShouldSkipUpdateFunction as ShouldSkipUpdateFunction,
     skip_large_updates as skip_large_updates,
     skip_not_finite as skip_not_finite,
+    Snapshot as Snapshot,
+    snapshot as snapshot,
+    SnapshotState as SnapshotState,
+    Stateless as Stateless,
+    stateless as stateless,
+    stateless_with_tree_map as stateless_with_tree_map,
+    StatelessWithTreeMap as StatelessWithTreeMap,
+    with_extra_args_support as with_extra_args_support,
 )
 from .schedules import (
     constant_schedule as constant_schedule,
@@ -336,6 +351,9 @@ from .tree import (
     update_infinity_moment as update_infinity_moment,
     update_moment as update_moment,
     update_moment_per_elem_norm as update_moment_per_elem_norm,
+)
+from .tree_utils import (
+    tree_map_params as tree_map_params,
 )
 
 

@@ -14,6 +14,16 @@ from .lookahead import (
     LookaheadParams as LookaheadParams,
     LookaheadState as LookaheadState,
 )
+from .monitor import (
+    measure_with_ema as measure_with_ema,
+    MeasureWithEMA as MeasureWithEMA,
+    Monitor as Monitor,
+    monitor as monitor,
+    MonitorState as MonitorState,
+    Snapshot as Snapshot,
+    snapshot as snapshot,
+    SnapshotState as SnapshotState,
+)
 from .multi_steps import (
     apply_every as apply_every,
     ApplyEvery as ApplyEvery,
@@ -21,4 +31,11 @@ from .multi_steps import (
     MultiSteps as MultiSteps,
     MultiStepsState as MultiStepsState,
     ShouldSkipUpdateFunction as ShouldSkipUpdateFunction,
+)
+from .stateless import (
+    Stateless as Stateless,
+    stateless as stateless,
+    stateless_with_tree_map as stateless_with_tree_map,
+    StatelessWithTreeMap as StatelessWithTreeMap,
+    with_extra_args_support as with_extra_args_support,
 )

@@ -149,7 +149,12 @@ def tree_size(tree: PyTree) -> int:
 
 @no_type_check
 def _square(x: Array) -> Array:
-    """$|x|^2$ elementwise, real for complex `x`."""
+    """$|x|^2$ elementwise, real for complex `x`.
+
+    A real `x` is squared directly: `x.imag` (zeros) would cost an array and, eagerly on
+    an array with an explicit-axes sharding, fails outside a mesh context."""
+    if not jnp.iscomplexobj(x):
+        return jnp.square(x)
     return jnp.square(x.real) + jnp.square(x.imag)
 
 

@@ -7,6 +7,7 @@ same promises (parity, sweep, hypergradients, no retrace, Equinox model, resume,
 bfloat16, abstract init) on it directly.
 """
 
+import jax
 import jax.numpy as jnp
 import optax
 
@@ -19,6 +20,23 @@ def every_k(gradient_step):
     """Two mini-steps for the first two inner steps, three afterwards (a module-level
     function: a new lambda per case would be a new static field, so a retrace)."""
     return jnp.where(gradient_step < 2, 2, 3)
+
+
+def halve(updates, params):
+    """A `stateless` function (module-level: equal functions, so no retrace)."""
+    del params
+    return jax.tree.map(lambda u: u / 2, updates)
+
+
+def damp_negative(update, param):
+    """A `stateless_with_tree_map` function: halve the update of negative parameters
+    (exact in bfloat16, so the bfloat16 test's float32 reference rounds alike)."""
+    return update if param is None else jnp.where(param < 0, update / 2, update)
+
+
+def is_large(updates):
+    """A boolean measurement, averaged by `measure_with_ema`."""
+    return eqopt.tree.norm(updates) > 1.0
 
 
 CASES: tuple[Case, ...] = (
@@ -64,5 +82,44 @@ CASES: tuple[Case, ...] = (
         "apply_if_finite-adam",
         lambda h: eqopt.apply_if_finite(eqopt.adam(h), 2),
         lambda h: optax.apply_if_finite(optax.adam(h), 2),
+    ),
+    Case(
+        "stateless-sgd",
+        lambda h: eqopt.chain(eqopt.stateless(halve), eqopt.sgd(h)),
+        lambda h: optax.chain(optax.stateless(halve), optax.sgd(h)),
+    ),
+    Case(
+        "stateless_with_tree_map-sgd",
+        lambda h: eqopt.chain(
+            eqopt.stateless_with_tree_map(damp_negative), eqopt.sgd(h)
+        ),
+        lambda h: optax.chain(
+            optax.stateless_with_tree_map(damp_negative), optax.sgd(h)
+        ),
+    ),
+    Case(
+        "snapshot-sgd",
+        lambda h: eqopt.chain(
+            eqopt.sgd(h, momentum=0.9), eqopt.snapshot("norm", eqopt.tree.norm)
+        ),
+        lambda h: optax.chain(
+            optax.sgd(h, momentum=0.9), optax.snapshot("norm", optax.tree.norm)
+        ),
+    ),
+    Case(
+        "monitor-measure_with_ema-sgd",
+        lambda h: eqopt.chain(
+            eqopt.sgd(h, momentum=0.9),
+            eqopt.monitor(
+                {
+                    "norm": eqopt.tree.norm,
+                    "large": eqopt.measure_with_ema(is_large, 0.9),
+                }
+            ),
+        ),
+        # Optax's `monitor` state changes structure at the first step (`{}` after
+        # `init`), which `lax.scan` (the parity test) rejects; `tests/
+        # test_wrappers_more.py` compares with Optax step by step instead.
+        None,
     ),
 )
