@@ -50,6 +50,14 @@ def _concrete(value) -> np.ndarray | None:
 
 
 @no_type_check
+def is_known_zero(value) -> bool:
+    """Whether `value` is concretely zero (not traced): a closed-over hyperparameter of
+    0 lets a transformation skip its work, as Optax skips for a Python `0.0`."""
+    x = _concrete(value)
+    return x is not None and x.ndim == 0 and x == 0
+
+
+@no_type_check
 def _show(x: np.ndarray) -> str:
     return str(x)  # NumPy prints the shortest repr of the value in its own dtype
 

@@ -7,6 +7,7 @@ import equinox as eqx
 from jaxtyping import Array, Float
 
 from .._base import AbstractSchedule, EmptyState, GradientTransformation
+from .._checks import is_known_zero
 from .._custom_types import Params, Updates
 from .._hyperparams import as_hyperparameter
 from .._masking import freeze_mask, FrozenMask, mask_tree
@@ -51,6 +52,10 @@ class AddDecayedWeights(GradientTransformation):
         **extra_args: Any,
     ) -> tuple[Updates, ScaleByScheduleState | EmptyState]:
         require_params("add_decayed_weights", params)
+        if is_known_zero(self.weight_decay):
+            # A weight decay of 0, closed over: no pass over the parameters (Optax skips
+            # a Python 0.0 too). Traced (a jit argument, a hypergradient), it is kept.
+            return updates, advance(state)
         weight_decay = current_value(self.weight_decay, state)
         decay_in = cast_per_dtype(weight_decay)
 
