@@ -363,6 +363,8 @@ __version__ = importlib.metadata.version("eqopt")
 #: Sub-packages imported on first use: `eqopt.losses`, ...
 _LAZY_SUBPACKAGES = (
     "assignment",
+    "contrib",
+    "experimental",
     "interop",
     "losses",
     "monte_carlo",
@@ -415,6 +417,8 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # the same names, for static type checkers and IDEs
     from . import (
         assignment as assignment,
+        contrib as contrib,
+        experimental as experimental,
         interop as interop,
         losses as losses,
         monte_carlo as monte_carlo,

@@ -15,6 +15,7 @@ import eqopt
 
 from .helpers import assert_trees_allclose, random_tree, tree_isfinite
 from .registry import (
+    Case,
     DESCENDING,
     ids,
     REGISTRY,
@@ -22,6 +23,10 @@ from .registry import (
     WITH_HYPERPARAMETER,
     WITH_REFERENCE,
 )
+
+
+#: The default for a bare optimiser in the helpers below: no extra arguments.
+PLAIN = Case("plain", eqopt.sgd, None)
 
 
 class Loss(eqx.Module):
@@ -58,12 +63,12 @@ def make_problem(dtype=jnp.float32, zero_fraction=0.0):
     return params, Loss(targets, curvature)
 
 
-def train(opt, params, loss, steps):
+def train(opt, params, loss, steps, case=PLAIN):
     """Run `steps` optimiser steps (a `lax.scan`); return parameters, state, updates."""
 
     def step(carry, _):
         params, state = carry
-        updates, state = opt.update(jax.grad(loss)(params), state, params)
+        updates, state = case.update(opt, state, params, loss)
         return (eqopt.apply_updates(params, updates), state), updates
 
     (params, state), history = jax.lax.scan(
@@ -89,9 +94,9 @@ def test_parity_with_optax(case):
     def step(carry, _):
         params, state, ref_state = carry
         grads = jax.grad(loss)(params)
-        updates, state = ours.update(grads, state, params)
+        updates, state = case.update(ours, state, params, loss, grads)
         with jax.numpy_dtype_promotion("standard"):
-            expected, ref_state = theirs.update(grads, ref_state, params)
+            expected, ref_state = case.update(theirs, ref_state, params, loss, grads)
             params = optax.apply_updates(params, expected)
         return (params, state, ref_state), (updates, expected)
 
@@ -111,7 +116,7 @@ def test_vmap_sweep_equals_separate_runs(case):
 
     @eqx.filter_jit  # one compile for the separate runs: `opt` is an argument
     def run(opt):
-        return train(opt, params, loss, 5)[0]
+        return train(opt, params, loss, 5, case)[0]
 
     swept = eqx.filter_jit(jax.vmap(run))(batched_opt)
     for i, h in enumerate(hs):
@@ -121,17 +126,17 @@ def test_vmap_sweep_equals_separate_runs(case):
         assert_trees_allclose(jax.tree.map(lambda x: x[i], swept), separate, rtol=1e-4)
 
 
-def _meta_loss(loss, params, steps):
+def _meta_loss(loss, params, steps, case=PLAIN):
     def meta_loss(opt):
-        final, _, _ = train(opt, params, loss, steps)
+        final, _, _ = train(opt, params, loss, steps, case)
         return loss(final)
 
     return meta_loss
 
 
 @eqx.filter_jit
-def _hypergradients(opt, loss, params):
-    return eqx.filter_grad(_meta_loss(loss, params, 4))(opt)
+def _hypergradients(opt, loss, params, case):
+    return eqx.filter_grad(_meta_loss(loss, params, 4, case))(opt)
 
 
 @pytest.mark.parametrize("case", REGISTRY, ids=ids)
@@ -142,7 +147,7 @@ def test_hypergradients_finite_with_zero_gradients_and_drive_a_meta_optimiser(ca
     opt = case.make(case.h or 0.1)
     for zero_fraction in (0.5, 1.0):
         params, loss = make_problem(zero_fraction=zero_fraction)
-        hypergrads = _hypergradients(opt, loss, params)
+        hypergrads = _hypergradients(opt, loss, params, case)
         assert jax.tree.structure(hypergrads) == jax.tree.structure(
             eqx.filter(opt, eqx.is_inexact_array)
         )
@@ -168,7 +173,7 @@ def test_hypergradients_finite_with_zero_gradients_and_drive_a_meta_optimiser(ca
 def test_hypergradient_matches_finite_differences(case):
     with jax.enable_x64(True):
         params, loss = make_problem(jnp.float64, zero_fraction=0.25)
-        meta_loss = _meta_loss(loss, params, 10)
+        meta_loss = _meta_loss(loss, params, 10, case)
         # A transformation that is no descent method (momentum or weight decay alone)
         # gets a small step, so that ten steps stay well-conditioned.
         make = (
@@ -196,7 +201,7 @@ def test_filter_jit_does_not_retrace_when_hyperparameters_change(case):
     @eqx.filter_jit
     @eqx.debug.assert_max_traces(max_traces=1)
     def step(opt, state, params):
-        updates, state = opt.update(jax.grad(loss)(params), state, params)
+        updates, state = case.update(opt, state, params, loss)
         return eqopt.apply_updates(params, updates), state
 
     state = case.make(case.h).init(params)
@@ -226,8 +231,7 @@ def test_equinox_model_needs_no_filtering(case):
 
     @eqx.filter_jit
     def step(opt, model, state):
-        grads = eqx.filter_grad(loss)(model)
-        updates, state = opt.update(grads, state, model)
+        updates, state = case.update(opt, state, model, loss)
         return eqopt.apply_updates(model, updates), state
 
     opt = case.make(case.h or 0.1)
@@ -265,7 +269,7 @@ def test_meta_learning_the_learning_rate_reduces_the_meta_loss():
 def test_checkpoint_round_trip_and_bitwise_resume(case):
     params, loss = make_problem()
     opt = case.make(case.h or 0.1)
-    step = eqx.filter_jit(lambda o, s, p: _step(o, s, p, loss))
+    step = eqx.filter_jit(lambda o, s, p: _step(o, s, p, loss, case))
 
     state = opt.init(params)
     for _ in range(3):
@@ -287,8 +291,8 @@ def test_checkpoint_round_trip_and_bitwise_resume(case):
     assert_trees_allclose(resumed, uninterrupted, rtol=0, atol=0)
 
 
-def _step(opt, state, params, loss):
-    updates, state = opt.update(jax.grad(loss)(params), state, params)
+def _step(opt, state, params, loss, case):
+    updates, state = case.update(opt, state, params, loss)
     return eqopt.apply_updates(params, updates), state
 
 
@@ -308,15 +312,15 @@ def test_bfloat16_keeps_dtype_and_equals_float32_cast_at_the_end(case):
     state32 = jax.tree.map(
         lambda x: x.astype(jnp.float32) if x.dtype == jnp.bfloat16 else x, state16
     )
-    u16, state16 = opt.update(g16, state16, p16)
-    u32, _ = opt.update(g32, state32, p32)
+    u16, state16 = case.update(opt, state16, p16, loss, g16)
+    u32, _ = case.update(opt, state32, p32, loss, g32)
     assert_trees_allclose(
         u16, jax.tree.map(lambda u: u.astype(jnp.bfloat16), u32), rtol=0, atol=0
     )
     new16 = eqopt.apply_updates(p16, u16)
     assert all(x.dtype == jnp.bfloat16 for x in jax.tree.leaves(new16))
     # Later steps too keep bfloat16 (state and parameters).
-    u16, state16 = opt.update(g16, state16, new16)
+    u16, state16 = case.update(opt, state16, new16, loss, g16)
     assert all(x.dtype == jnp.bfloat16 for x in jax.tree.leaves(u16))
 
 

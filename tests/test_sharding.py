@@ -5,6 +5,8 @@ unsharded step, and its parameters and optimiser state keep the parameters' layo
 inside `shard_map`, an elementwise optimiser updates each device's block on its own.
 """
 
+import functools as ft
+
 import jax
 import jax.numpy as jnp
 import jax.random as jr
@@ -40,10 +42,10 @@ def _loss(p):
     return jnp.sum(jnp.sin(p["w"]) ** 2) + jnp.sum(p["b"] ** 2) + p["s"] ** 2
 
 
-@jax.jit
-def _steps(opt, params, state):
+@ft.partial(jax.jit, static_argnums=0)
+def _steps(case, opt, params, state):
     for _ in range(3):
-        updates, state = opt.update(jax.grad(_loss)(params), state, params)
+        updates, state = case.update(opt, state, params, _loss)
         params = eqopt.apply_updates(params, updates)
     return params, state
 
@@ -57,9 +59,9 @@ def test_sharded_step_keeps_layout_and_numbers(case):
         # `sin` amplify the sharded reductions' other summation order.
         opt = eqopt.chain(opt, eqopt.scale(-0.01))
     params = _params()
-    expected, _ = _steps(opt, params, opt.init(params))
+    expected, _ = _steps(case, opt, params, opt.init(params))
     sharded = _shard(params)
-    new, state = _steps(opt, sharded, opt.init(sharded))
+    new, state = _steps(case, opt, sharded, opt.init(sharded))
     assert_trees_allclose(new, expected, rtol=1e-6, atol=1e-6)
     for name, leaf in new.items():
         assert leaf.sharding.is_equivalent_to(sharded[name].sharding, leaf.ndim), name

@@ -36,6 +36,19 @@ class Case:
     #: (Adafactor's row and column means, SM3's per-axis accumulators) nor `flatten`'s
     #: one flat vector, whose state is checked there for its numbers only.
     moments_like_params: bool = True
+    #: The keyword arguments `update` needs besides gradients, state and parameters, as
+    #: a function of the loss, the parameters and the gradients: `value`, `grad` and
+    #: `value_fn` for a line search, `value` for `reduce_on_plateau`, a `grad_fn` for
+    #: SAM... `None` for the many transformations that need none.
+    extra_args: Callable[[Callable, Any, Any], dict] | None = None
+
+    def update(self, opt, state, params, loss, grads=None):
+        """One `opt.update` as a user calls it: the gradient of `loss` at `params` (or
+        `grads`, if given) and this case's extra arguments."""
+        if grads is None:
+            grads = eqx.filter_grad(loss)(params)
+        extra = {} if self.extra_args is None else self.extra_args(loss, params, grads)
+        return opt.update(grads, state, params, **extra)
 
 
 def _mask(params):

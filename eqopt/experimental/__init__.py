@@ -1,0 +1,3 @@
+"""Experimental APIs, as Optax's `optax.experimental` has them."""
+
+from . import aggregating as aggregating

@@ -1,0 +1,1 @@
+"""Per-example gradient aggregation: Optax's `optax.experimental.aggregating`."""
