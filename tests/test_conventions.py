@@ -26,6 +26,8 @@ NAMESPACES = [
     "monte_carlo",
     "utils",
     "transforms",
+    "contrib",
+    "experimental.aggregating",
 ]
 
 
