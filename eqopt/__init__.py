@@ -367,6 +367,7 @@ _LAZY_SUBPACKAGES = (
     "experimental",
     "interop",
     "losses",
+    "microbatching",
     "monte_carlo",
     "perturbations",
     "projections",
@@ -386,6 +387,7 @@ _LAZY_NAMES = {
     "kl_divergence": "losses",
     "l2_loss": "losses",
     "log_cosh": "losses",
+    "microbatch": "microbatching",
     "multi_normal": "utils",
     "ntxent": "losses",
     "safe_softmax_cross_entropy": "losses",
@@ -421,6 +423,7 @@ if TYPE_CHECKING:  # the same names, for static type checkers and IDEs
         experimental as experimental,
         interop as interop,
         losses as losses,
+        microbatching as microbatching,
         monte_carlo as monte_carlo,
         perturbations as perturbations,
         projections as projections,
@@ -448,6 +451,7 @@ if TYPE_CHECKING:  # the same names, for static type checkers and IDEs
         softmax_cross_entropy_with_integer_labels as softmax_cross_entropy_with_integer_labels,
         squared_error as squared_error,
     )
+    from .microbatching import microbatch as microbatch
     from .utils import (
         multi_normal as multi_normal,
     )
