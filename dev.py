@@ -65,6 +65,7 @@ TASKS = {
     "examples": [
         ["examples/quickstart.py", "--steps", "60"],
         ["examples/variational_inference.py", "--steps", "60"],
+        ["examples/fine_tuning.py", "--steps", "40"],
     ],
 }
 
