@@ -1,9 +1,8 @@
 """Function-level microbatching: evaluate a function over a batch one slice at a time."""
 
-import collections
 import functools as ft
 from collections.abc import Callable, Sequence
-from typing import Any, no_type_check
+from typing import Any, NamedTuple, no_type_check
 
 import equinox as eqx
 import jax
@@ -12,8 +11,13 @@ import jax.numpy as jnp
 from ._accumulators import AccumulationType, Accumulator, as_accumulator
 
 
-#: What `micro_grad` returns besides the gradients, each per example.
-IndividualOutputs = collections.namedtuple("Aux", ["values", "metrics", "aux"])
+class IndividualOutputs(NamedTuple):
+    """What `micro_grad` returns besides the combined gradients, each per example:
+    the loss `values`, the `metrics` (of `metrics_fn`) and the function's `aux`."""
+
+    values: Any
+    metrics: Any
+    aux: Any
 
 
 def _as_tuple(x) -> tuple:
