@@ -125,6 +125,11 @@ from ._custom_types import (
     TransformUpdateFn as TransformUpdateFn,
     Updates as Updates,
 )
+from ._hypergradient import (
+    hypergradient_descent as hypergradient_descent,
+    HypergradientDescent as HypergradientDescent,
+    HypergradientDescentState as HypergradientDescentState,
+)
 from ._inject import (
     inject_hyperparams as inject_hyperparams,
     inject_stateful_hyperparams as inject_stateful_hyperparams,

@@ -6,7 +6,7 @@ optimiser gets every generic test by being added to its family's module here, an
 module's `CASES` to `REGISTRY` below.
 """
 
-from . import adam, combine, core, factored, inject, misc, sign, wrappers
+from . import adam, combine, core, factored, inject, misc, sign, tune, wrappers
 from .case import Case as Case, SCHEDULE_NAMES as SCHEDULE_NAMES, SCHEDULES as SCHEDULES
 
 
@@ -18,6 +18,7 @@ REGISTRY: tuple[Case, ...] = (
     + inject.CASES
     + misc.CASES
     + sign.CASES
+    + tune.CASES
     + wrappers.CASES
 )
 SCHEDULED: tuple[Case, ...] = core.SCHEDULED
