@@ -1,6 +1,6 @@
 """Hypergradient descent: adapt any optimiser's hyperparameters online (Baydin et al.)."""
 
-from typing import Any
+from typing import Any, no_type_check
 
 import equinox as eqx
 import jax
@@ -128,6 +128,7 @@ class HypergradientDescent(GradientTransformation):
             for k, h in state.hyperparams.items()
         }
 
+        @no_type_check
         def inner(values):
             opt = substitute(self.opt, located, values)
             return opt.update(updates, state.inner_state, params, **extra_args)
