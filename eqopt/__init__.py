@@ -164,6 +164,7 @@ from ._partition import (
     PartitionState as PartitionState,
     selective_transform as selective_transform,
 )
+from ._train_state import TrainState as TrainState
 from ._transforms.accumulators import (
     scale_by_adadelta as scale_by_adadelta,
     scale_by_adan as scale_by_adan,
