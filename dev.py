@@ -61,6 +61,7 @@ TASKS = {
         ["benchmarks/bench_memory.py"],
         ["benchmarks/bench_import.py"],
         ["benchmarks/bench_wrappers.py"],
+        ["benchmarks/bench_unroll.py"],
     ],
     "examples": [
         ["examples/quickstart.py", "--steps", "60"],

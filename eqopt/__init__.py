@@ -299,6 +299,7 @@ from ._transforms.trust_ratio import (
     ScaleByTrustRatio as ScaleByTrustRatio,
     ScaleByTrustRatioState as ScaleByTrustRatioState,
 )
+from ._unroll import unroll as unroll, unrolled_meta_grad as unrolled_meta_grad
 from ._update import (
     apply_updates as apply_updates,
     incremental_update as incremental_update,
