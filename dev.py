@@ -67,6 +67,7 @@ TASKS = {
         ["examples/quickstart.py", "--steps", "60"],
         ["examples/variational_inference.py", "--steps", "60"],
         ["examples/fine_tuning.py", "--steps", "40"],
+        ["examples/hypergradient.py", "--steps", "100"],
     ],
 }
 
