@@ -65,7 +65,7 @@ class ScaleByBacktrackingLinesearchState(eqx.Module):
     - `learning_rate`: the step size accepted by the last search (`0` if it failed).
     - `value`: the objective at the accepted step (`inf` before the first update).
     - `grad`: the gradient at the accepted step if `store_grad=True`, else `None`;
-        `value` and `grad` are what [`eqopt.value_and_grad_from_state`][] reuses.
+        `value` and `grad` are what `eqopt.value_and_grad_from_state` reuses.
     - `info`: a [`eqopt.BacktrackingLinesearchInfo`][].
     """
 
@@ -137,7 +137,7 @@ class ScaleByBacktrackingLinesearch(GradientTransformation):
     - `rtol`: $\delta \ge 0$, a relative tolerance on the decrease.
     - `store_grad`: whether to compute $\nabla f$ at the accepted point and keep it in
         the state (with the value there), to be reused by
-        [`eqopt.value_and_grad_from_state`][] at the next step (static).
+        `eqopt.value_and_grad_from_state` at the next step (static).
     - `verbose`: whether to print (with `jax.debug.print`) when the search fails
         (static).
 
