@@ -59,6 +59,8 @@ from ._alias import (
     OptimisticAdam as OptimisticAdam,
     OptimisticAdamV2 as OptimisticAdamV2,
     OptimisticGradientDescent as OptimisticGradientDescent,
+    polyak_sgd as polyak_sgd,
+    PolyakSGD as PolyakSGD,
     RAdam as RAdam,
     radam as radam,
     RMSProp as RMSProp,
@@ -143,6 +145,12 @@ from ._linear_algebra import (
     matrix_inverse_pth_root as matrix_inverse_pth_root,
     power_iteration as power_iteration,
 )
+from ._linesearch import (
+    BacktrackingLinesearchInfo as BacktrackingLinesearchInfo,
+    scale_by_backtracking_linesearch as scale_by_backtracking_linesearch,
+    ScaleByBacktrackingLinesearch as ScaleByBacktrackingLinesearch,
+    ScaleByBacktrackingLinesearchState as ScaleByBacktrackingLinesearchState,
+)
 from ._masked import (
     freeze as freeze,
     Masked as Masked,
@@ -150,6 +158,7 @@ from ._masked import (
     MaskedNode as MaskedNode,
     MaskedState as MaskedState,
 )
+from ._nnls import nnls as nnls
 from ._numerics import (
     safe_increment as safe_increment,
     safe_int32_increment as safe_int32_increment,
@@ -264,6 +273,10 @@ from ._transforms.optimistic import (
     scale_by_optimistic_gradient as scale_by_optimistic_gradient,
     ScaleByOptimisticGradient as ScaleByOptimisticGradient,
     ScaleByOptimisticGradientState as ScaleByOptimisticGradientState,
+)
+from ._transforms.polyak import (
+    scale_by_polyak as scale_by_polyak,
+    ScaleByPolyak as ScaleByPolyak,
 )
 from ._transforms.scaling import (
     Scale as Scale,

@@ -6,7 +6,18 @@ optimiser gets every generic test by being added to its family's module here, an
 module's `CASES` to `REGISTRY` below.
 """
 
-from . import adam, combine, core, factored, inject, misc, sign, tune, wrappers
+from . import (
+    adam,
+    combine,
+    core,
+    factored,
+    inject,
+    linesearch,
+    misc,
+    sign,
+    tune,
+    wrappers,
+)
 from .case import Case as Case, SCHEDULE_NAMES as SCHEDULE_NAMES, SCHEDULES as SCHEDULES
 
 
@@ -16,6 +27,7 @@ REGISTRY: tuple[Case, ...] = (
     + combine.CASES
     + factored.CASES
     + inject.CASES
+    + linesearch.CASES
     + misc.CASES
     + sign.CASES
     + tune.CASES
