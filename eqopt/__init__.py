@@ -92,6 +92,20 @@ from ._alias.factored import (
     Adafactor as Adafactor,
     adafactor as adafactor,
 )
+from ._beyond import (
+    adam_mini as adam_mini,
+    AdamMini as AdamMini,
+    Cautious as Cautious,
+    cautious as cautious,
+    Mars as Mars,
+    mars as mars,
+    scale_by_adam_mini as scale_by_adam_mini,
+    scale_by_mars as scale_by_mars,
+    ScaleByAdamMini as ScaleByAdamMini,
+    ScaleByAdamMiniState as ScaleByAdamMiniState,
+    ScaleByMars as ScaleByMars,
+    ScaleByMarsState as ScaleByMarsState,
+)
 from ._base import (
     EmptyState as EmptyState,
     GradientTransformation as GradientTransformation,

@@ -8,6 +8,7 @@ module's `CASES` to `REGISTRY` below.
 
 from . import (
     adam,
+    beyond,
     combine,
     core,
     factored,
@@ -24,6 +25,7 @@ from .case import Case as Case, SCHEDULE_NAMES as SCHEDULE_NAMES, SCHEDULES as S
 REGISTRY: tuple[Case, ...] = (
     core.CASES
     + adam.CASES
+    + beyond.CASES
     + combine.CASES
     + factored.CASES
     + inject.CASES

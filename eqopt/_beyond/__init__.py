@@ -1,0 +1,20 @@
+"""Optimisers Optax lacks, each from its paper: MARS, Adam-mini, cautious masking, SOAP.
+
+One optimiser a file (its transformation and the optimiser built on it); re-exports only.
+"""
+
+from .adam_mini import (
+    adam_mini as adam_mini,
+    AdamMini as AdamMini,
+    scale_by_adam_mini as scale_by_adam_mini,
+    ScaleByAdamMini as ScaleByAdamMini,
+    ScaleByAdamMiniState as ScaleByAdamMiniState,
+)
+from .cautious import Cautious as Cautious, cautious as cautious
+from .mars import (
+    Mars as Mars,
+    mars as mars,
+    scale_by_mars as scale_by_mars,
+    ScaleByMars as ScaleByMars,
+    ScaleByMarsState as ScaleByMarsState,
+)
