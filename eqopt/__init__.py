@@ -92,6 +92,16 @@ from ._alias.factored import (
     Adafactor as Adafactor,
     adafactor as adafactor,
 )
+from ._base import (
+    EmptyState as EmptyState,
+    GradientTransformation as GradientTransformation,
+    GradientTransformationExtraArgs as GradientTransformationExtraArgs,
+    Identity as Identity,
+    identity as identity,
+    init_empty_state as init_empty_state,
+    set_to_zero as set_to_zero,
+    SetToZero as SetToZero,
+)
 from ._beyond import (
     adam_mini as adam_mini,
     AdamMini as AdamMini,
@@ -105,16 +115,6 @@ from ._beyond import (
     ScaleByAdamMiniState as ScaleByAdamMiniState,
     ScaleByMars as ScaleByMars,
     ScaleByMarsState as ScaleByMarsState,
-)
-from ._base import (
-    EmptyState as EmptyState,
-    GradientTransformation as GradientTransformation,
-    GradientTransformationExtraArgs as GradientTransformationExtraArgs,
-    Identity as Identity,
-    identity as identity,
-    init_empty_state as init_empty_state,
-    set_to_zero as set_to_zero,
-    SetToZero as SetToZero,
 )
 from ._combine import (
     Chain as Chain,

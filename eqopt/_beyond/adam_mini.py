@@ -4,7 +4,6 @@ from collections.abc import Callable
 from typing import Any, no_type_check
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 import jax.tree_util as jtu
 from jaxtyping import Array, DTypeLike, Float
@@ -54,10 +53,14 @@ def _blocks(block_fn: BlockFn | None, path: Any, p: Any) -> int:
             f"`{where}` of shape {p.shape}."
         )
     if n > 1 and (p.ndim == 0 or p.shape[0] % n):
+        need = (
+            "a 0-d leaf is one block"
+            if p.ndim == 0
+            else (f"its axis 0 must split into {n} equal blocks")
+        )
         raise ValueError(
             f"`scale_by_adam_mini(block_fn=...)` returned {n} blocks for the leaf at "
-            f"`{where}` of shape {p.shape}: its axis 0 must split into {n} equal "
-            "blocks."
+            f"`{where}` of shape {p.shape}: {need}."
         )
     return n
 

@@ -7,6 +7,7 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, DTypeLike, Float
 
+from .._alias.base import AbstractOptimiser, LearningRate
 from .._base import GradientTransformation
 from .._checks import check_hyperparameters, NONNEGATIVE, UNIT
 from .._combine import Chain
@@ -17,8 +18,7 @@ from .._numerics import abs_sq, safe_increment, safe_norm
 from .._transforms.adaptive import adam_denominator, adam_scalars, ema
 from .._transforms.decay import AddDecayedWeights
 from .._transforms.scaling import ScaleByLearningRate
-from .._tree import cast, map_leaves, to_dtype, upcast, zeros_like_params
-from .._alias.base import AbstractOptimiser, LearningRate
+from .._tree import map_leaves, to_dtype, upcast, zeros_like_params
 
 
 _MARS_RANGES = dict(b1=UNIT, b2=UNIT, eps=NONNEGATIVE, gamma=NONNEGATIVE)
