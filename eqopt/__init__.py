@@ -111,10 +111,15 @@ from ._beyond import (
     mars as mars,
     scale_by_adam_mini as scale_by_adam_mini,
     scale_by_mars as scale_by_mars,
+    scale_by_soap as scale_by_soap,
     ScaleByAdamMini as ScaleByAdamMini,
     ScaleByAdamMiniState as ScaleByAdamMiniState,
     ScaleByMars as ScaleByMars,
     ScaleByMarsState as ScaleByMarsState,
+    ScaleBySoap as ScaleBySoap,
+    ScaleBySoapState as ScaleBySoapState,
+    Soap as Soap,
+    soap as soap,
 )
 from ._combine import (
     Chain as Chain,

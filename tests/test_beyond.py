@@ -19,12 +19,12 @@ STEPS = 8
 SHAPES = {"b": (4,), "s": (), "w": (6, 4)}  # sorted: the order of `jax.tree.leaves`
 
 
-def _inputs(seed=0):
+def _inputs(shapes=SHAPES, seed=0):
     rng = np.random.default_rng(seed)
-    params = {k: rng.normal(size=s) for k, s in SHAPES.items()}
+    params = {k: rng.normal(size=s) for k, s in shapes.items()}
     grads = []
     for t in range(STEPS):
-        g = {k: rng.normal(size=s) * (1 + t) for k, s in SHAPES.items()}
+        g = {k: rng.normal(size=s) * (1 + t) for k, s in shapes.items()}
         g["w"][0, :2] = 0.0  # exact zeros
         grads.append(g)
     return params, grads
@@ -52,10 +52,10 @@ def _max_rel_err(actual, expected):
     return worst
 
 
-def _compare(make, reference, f64_rtol=1e-10, f32_rtol=2e-4):
+def _compare(make, reference, f64_rtol=1e-10, f32_rtol=2e-4, shapes=SHAPES):
     """`make()` builds the optimiser: inside float64 mode, its hyperparameters are
     float64 leaves (a float32 `b2=0.99` alone would be 1e-6 away)."""
-    params, grads = _inputs()
+    params, grads = _inputs(shapes)
     expected = reference(params, grads)
     with jax.enable_x64(True):
         err64 = _max_rel_err(_run_eqopt(make(), params, grads, jnp.float64), expected)
@@ -321,3 +321,134 @@ def test_cautious_state_is_the_inner_state_and_hyperparameters_are_reachable():
     slow, _ = opt.update(g, state, params)
     fast, _ = faster.update(g, state, params)
     np.testing.assert_allclose(fast["w"], 10 * slow["w"], rtol=1e-5)
+
+
+# ---------------------------------------------------------------------------------------
+# SOAP (Vyas et al. 2024, Algorithms 3 and 4), written for matrices as in the paper.
+# Statistics of full rank after the first step (square, or one side only), so that
+# every eigenbasis is unique up to signs, to which SOAP's update is invariant.
+
+SOAP_SHAPES = {"b": (4,), "s": (), "v": (3, 12), "w": (4, 4)}
+
+
+def _descending_eigenvectors(matrix):
+    _, q = np.linalg.eigh(matrix)
+    return q[:, ::-1]
+
+
+def np_soap(params, grads, lr, b1, b2, shampoo_beta, eps, weight_decay, freq, max_dim):
+    theta = {k: v.copy() for k, v in params.items()}
+    state = {}
+    for k, p in params.items():
+        left = p.ndim == 2 and p.shape[0] <= max_dim
+        right = p.ndim == 2 and p.shape[1] <= max_dim
+        rows, cols = (p.shape + (1, 1))[:2] if p.ndim == 2 else (1, 1)
+        state[k] = dict(
+            m=np.zeros(p.shape),
+            v=np.zeros(p.shape),
+            left=left,
+            right=right,
+            L=np.zeros((rows, rows)),
+            R=np.zeros((cols, cols)),
+            QL=np.eye(rows),
+            QR=np.eye(cols),
+        )
+    out = []
+    for call, g in enumerate(grads, start=1):
+        u = {}
+        for k in params:
+            s, G = state[k], g[k]
+            if call == 1:  # initialise the preconditioner; no step
+                if s["left"]:
+                    s["L"] = (1 - shampoo_beta) * G @ G.T
+                    s["QL"] = _descending_eigenvectors(s["L"])
+                if s["right"]:
+                    s["R"] = (1 - shampoo_beta) * G.T @ G
+                    s["QR"] = _descending_eigenvectors(s["R"])
+                u[k] = -lr * weight_decay * theta[k]
+                theta[k] = theta[k] + u[k]
+                continue
+            t = call - 1
+            rotated = s["left"] or s["right"]
+            QL = s["QL"] if s["left"] else np.eye(G.shape[0] if G.ndim else 1)
+            QR = s["QR"] if s["right"] else np.eye(G.shape[1] if G.ndim == 2 else 1)
+            rotate = (lambda X: QL.T @ X @ QR) if rotated else (lambda X: X)
+            back = (lambda X: QL @ X @ QR.T) if rotated else (lambda X: X)
+            s["m"] = b1 * s["m"] + (1 - b1) * G
+            s["v"] = b2 * s["v"] + (1 - b2) * rotate(G) ** 2
+            m_hat = rotate(s["m"]) / (1 - b1**t)
+            v_hat = s["v"] / (1 - b2**t)
+            u[k] = -lr * (
+                back(m_hat / (np.sqrt(v_hat) + eps)) + weight_decay * theta[k]
+            )
+            theta[k] = theta[k] + u[k]
+            if s["left"]:
+                s["L"] = shampoo_beta * s["L"] + (1 - shampoo_beta) * G @ G.T
+            if s["right"]:
+                s["R"] = shampoo_beta * s["R"] + (1 - shampoo_beta) * G.T @ G
+            if t % freq == 0:  # Algorithm 4: order, then one power iteration + QR
+                if s["left"]:
+                    order = np.argsort(-np.diag(s["QL"].T @ s["L"] @ s["QL"]))
+                    s["v"] = s["v"][order, :]
+                    s["QL"] = np.linalg.qr(s["L"] @ s["QL"][:, order])[0]
+                if s["right"]:
+                    order = np.argsort(-np.diag(s["QR"].T @ s["R"] @ s["QR"]))
+                    s["v"] = s["v"][:, order]
+                    s["QR"] = np.linalg.qr(s["R"] @ s["QR"][:, order])[0]
+        out.append(u)
+    return out
+
+
+@pytest.mark.parametrize("freq", [1, 3, 100])
+def test_soap_matches_float64_reference(freq):
+    hyper = dict(lr=0.01, b1=0.9, b2=0.95, shampoo_beta=0.9, eps=1e-8, weight_decay=0.1)
+    make = lambda: eqopt.soap(
+        hyper["lr"],
+        hyper["b1"],
+        hyper["b2"],
+        hyper["shampoo_beta"],
+        hyper["eps"],
+        hyper["weight_decay"],
+        precondition_frequency=freq,
+        max_precond_dim=10,
+    )
+    reference = lambda p, g: np_soap(p, g, freq=freq, max_dim=10, **hyper)
+    _compare(make, reference, f64_rtol=1e-10, f32_rtol=1e-3, shapes=SOAP_SHAPES)
+
+
+def test_soap_state_layout_and_fallbacks():
+    params = {
+        "w": jnp.zeros((4, 3)),
+        "wide": jnp.zeros((2, 50)),
+        "huge": jnp.zeros((40, 50)),
+        "b": jnp.zeros(3),
+        "t": jnp.zeros((2, 3, 4), jnp.bfloat16),
+    }
+    state = eqopt.scale_by_soap(max_precond_dim=32).init(params)
+    shapes = jax.tree.map(lambda x: x.shape, state.stats)
+    assert shapes["w"] == ((4, 4), (3, 3))
+    assert shapes["wide"] == ((2, 2), None)  # the long axis is not rotated
+    assert state.stats["huge"] == () and state.stats["b"] == ()  # plain Adam
+    assert shapes["t"] == ((2, 2), (3, 3), (4, 4))
+    assert state.bases["t"][0].dtype == jnp.float32  # at least float32 for eigh
+    np.testing.assert_array_equal(state.bases["w"][1], jnp.eye(3))
+    # The first call sets the preconditioner and returns a zero update.
+    grads = jax.tree.map(lambda x: jnp.ones_like(x), params)
+    u, state = eqopt.scale_by_soap(max_precond_dim=32).update(grads, state)
+    assert all(bool(jnp.all(x == 0)) for x in jax.tree.leaves(u))
+    assert int(state.count) == 1 and bool(jnp.all(state.mu["w"] == 0))
+    q = state.bases["w"][0]
+    np.testing.assert_allclose(q.T @ q, jnp.eye(4), atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        ({"precondition_frequency": 0}, "precondition_frequency"),
+        ({"shampoo_beta": 1.0}, "shampoo_beta"),
+        ({"max_precond_dim": -1}, "max_precond_dim"),
+    ],
+)
+def test_soap_rejects_bad_hyperparameters(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        eqopt.soap(1e-3, **kwargs)

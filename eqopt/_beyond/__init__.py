@@ -18,3 +18,10 @@ from .mars import (
     ScaleByMars as ScaleByMars,
     ScaleByMarsState as ScaleByMarsState,
 )
+from .soap import (
+    scale_by_soap as scale_by_soap,
+    ScaleBySoap as ScaleBySoap,
+    ScaleBySoapState as ScaleBySoapState,
+    Soap as Soap,
+    soap as soap,
+)

@@ -76,6 +76,38 @@ def _block_nu(params: Params, block_fn: BlockFn | None, dtype: DTypeLike | None)
     return jtu.tree_map_with_path(zeros, params, is_leaf=is_none)
 
 
+@no_type_check
+def _block_one_hot(x: Array, n: int) -> Array:
+    """`(x.shape[0], n)`: row `i` of `x` is in block `i // (x.shape[0] / n)`."""
+    rows = x.shape[0] // n
+    block_of_row = jnp.arange(x.shape[0]) // rows
+    return (block_of_row[:, None] == jnp.arange(n)[None, :]).astype(x.dtype)
+
+
+@no_type_check
+def _block_means(squares: Array, n: int) -> Array:
+    """The mean of `squares` over each of `n` blocks of rows: shape `(n,)`.
+
+    Written without reshaping `squares` (a reshape of an axis sharded over a mesh is
+    not supported): sums over the other axes, then a one-hot reduction over rows.
+    """
+    if n == 1:
+        return jnp.mean(squares)[None]
+    row_sums = jnp.sum(squares, axis=tuple(range(1, squares.ndim)))
+    block_sums = jnp.sum(row_sums[:, None] * _block_one_hot(squares, n), axis=0)
+    return block_sums / (squares.size // n)
+
+
+@no_type_check
+def _per_element(block_values: Array, x: Array) -> Array:
+    """Each block's value, broadcastable against `x` (a scalar for one block)."""
+    n = block_values.shape[0]
+    if n == 1:
+        return block_values[0]
+    rows = jnp.sum(_block_one_hot(x, n) * block_values[None, :], axis=1)
+    return jnp.expand_dims(rows, tuple(range(1, x.ndim)))
+
+
 class ScaleByAdamMini(GradientTransformation):
     r"""Rescale updates by Adam-mini: Adam with one second moment per block.
 
@@ -171,11 +203,9 @@ class ScaleByAdamMini(GradientTransformation):
             x = upcast(g)
             w1, w2, c1, c2, _, eps = scalars(x.dtype)
             mu_new = ema(w1, mu, x)
-            blocks = x.reshape(nu.shape[0], -1)
-            nu_new = ema(w2, nu, jnp.mean(abs_sq(blocks), axis=1))
+            nu_new = ema(w2, nu, _block_means(abs_sq(x), nu.shape[0]))
             denominator = adam_denominator(nu_new / c2, jnp.zeros_like(eps), eps)
-            m_hat = (mu_new / c1).reshape(blocks.shape)
-            u = (m_hat / denominator[:, None]).reshape(x.shape)
+            u = (mu_new / c1) / _per_element(denominator, x)
             return (
                 to_dtype(u, g.dtype),
                 to_dtype(mu_new, mu.dtype),

@@ -25,7 +25,8 @@ CASES: tuple[Case, ...] = (
     ),
     Case("scale_by_mars", lambda h: eqopt.scale_by_mars(gamma=h), None, 0.5, False),
     # Adam-mini: `h` is the learning rate, or `b1` for the bare transformation.
-    Case("adam_mini", eqopt.adam_mini, None, h=0.05),
+    # One second moment per block: state of shape `(blocks,)`, not the parameters'.
+    Case("adam_mini", eqopt.adam_mini, None, h=0.05, moments_like_params=False),
     Case(
         "adam_mini-blocks",
         lambda h: eqopt.adam_mini(
@@ -33,9 +34,15 @@ CASES: tuple[Case, ...] = (
         ),
         None,
         h=0.05,
+        moments_like_params=False,
     ),
     Case(
-        "scale_by_adam_mini", lambda h: eqopt.scale_by_adam_mini(b1=h), None, 0.9, False
+        "scale_by_adam_mini",
+        lambda h: eqopt.scale_by_adam_mini(b1=h),
+        None,
+        0.9,
+        False,
+        moments_like_params=False,
     ),
     # Cautious: `h` is the wrapped optimiser's learning rate.
     Case(
@@ -59,5 +66,47 @@ CASES: tuple[Case, ...] = (
         lambda h: eqopt.cautious(eqopt.sgd(h, momentum=0.9)),
         None,
         h=0.02,
+    ),
+)
+
+# SOAP: `h` is the learning rate, or `b1` for the bare transformation. Its state holds
+# per-axis matrices (statistics and eigenbases), not moments like the parameters.
+# Autodiff treats the eigenbases as constants: with `precondition_frequency` beyond the
+# tests' 10 steps they are fixed after the first step (by the initial gradient, which
+# no hyperparameter changes), so hypergradients are exact and match finite
+# differences; with refreshes within the run they omit the bases' dependence on `h`.
+CASES += (
+    Case(
+        "soap",
+        lambda h: eqopt.soap(h, precondition_frequency=100),
+        None,
+        h=0.05,
+        moments_like_params=False,
+    ),
+    Case(
+        "soap-refresh",
+        lambda h: eqopt.soap(
+            h, 0.9, 0.99, 0.9, weight_decay=0.1, mask=_mask, precondition_frequency=2
+        ),
+        None,
+        h=0.05,
+        smooth=False,
+        moments_like_params=False,
+    ),
+    Case(
+        "soap-max_precond_dim",
+        lambda h: eqopt.soap(h, precondition_frequency=3, max_precond_dim=3),
+        None,
+        h=0.05,
+        smooth=False,
+        moments_like_params=False,
+    ),
+    Case(
+        "scale_by_soap",
+        lambda h: eqopt.scale_by_soap(b1=h, precondition_frequency=100),
+        None,
+        0.9,
+        False,
+        moments_like_params=False,
     ),
 )
