@@ -336,12 +336,26 @@ def _descending_eigenvectors(matrix):
     return q[:, ::-1]
 
 
-def np_soap(params, grads, lr, b1, b2, shampoo_beta, eps, weight_decay, freq, max_dim):
+def np_soap(
+    params,
+    grads,
+    lr,
+    b1,
+    b2,
+    shampoo_beta,
+    eps,
+    weight_decay,
+    freq,
+    max_dim,
+    one_sided=False,
+):
     theta = {k: v.copy() for k, v in params.items()}
     state = {}
     for k, p in params.items():
         left = p.ndim == 2 and p.shape[0] <= max_dim
         right = p.ndim == 2 and p.shape[1] <= max_dim
+        if one_sided and left and right:  # the shorter side only (left if tied)
+            left, right = p.shape[0] <= p.shape[1], p.shape[0] > p.shape[1]
         rows, cols = (p.shape + (1, 1))[:2] if p.ndim == 2 else (1, 1)
         state[k] = dict(
             m=np.zeros(p.shape),
@@ -399,8 +413,10 @@ def np_soap(params, grads, lr, b1, b2, shampoo_beta, eps, weight_decay, freq, ma
     return out
 
 
-@pytest.mark.parametrize("freq", [1, 3, 100])
-def test_soap_matches_float64_reference(freq):
+@pytest.mark.parametrize(
+    "freq, one_sided", [(1, False), (3, False), (100, False), (3, True)]
+)
+def test_soap_matches_float64_reference(freq, one_sided):
     hyper = dict(lr=0.01, b1=0.9, b2=0.95, shampoo_beta=0.9, eps=1e-8, weight_decay=0.1)
     make = lambda: eqopt.soap(
         hyper["lr"],
@@ -411,9 +427,14 @@ def test_soap_matches_float64_reference(freq):
         hyper["weight_decay"],
         precondition_frequency=freq,
         max_precond_dim=10,
+        one_sided=one_sided,
     )
-    reference = lambda p, g: np_soap(p, g, freq=freq, max_dim=10, **hyper)
-    _compare(make, reference, f64_rtol=1e-10, f32_rtol=1e-3, shapes=SOAP_SHAPES)
+    reference = lambda p, g: np_soap(
+        p, g, freq=freq, max_dim=10, one_sided=one_sided, **hyper
+    )
+    # One-sided, a tall matrix too: only its 3 x 3 side is rotated (full rank).
+    shapes = {**SOAP_SHAPES, "x": (6, 3)} if one_sided else SOAP_SHAPES
+    _compare(make, reference, f64_rtol=1e-10, f32_rtol=1e-3, shapes=shapes)
 
 
 def test_soap_state_layout_and_fallbacks():

@@ -147,7 +147,7 @@ class ScaleByAdamMini(GradientTransformation):
 
     The default, `None`, is one block per leaf (the paper's first version). For
     per-parameter Adam on some leaves, partition the model with
-    [`eqopt.partition`][] and give those leaves [`eqopt.adam`][].
+    [`eqopt.partition`][] and give those leaves [`eqopt.Adam`][].
 
     The second moments are tiny, so they are kept in float32 or wider by default
     (`nu_dtype=None`), whatever the parameters' dtype.

@@ -39,7 +39,7 @@ class Cautious(GradientTransformation):
     about half the components are masked; the count is per leaf (per tensor, as the
     authors' code loops over tensors). Components with a zero gradient are masked.
 
-    To wrap a *direction* that is not yet negated, such as [`eqopt.scale_by_adam`][]
+    To wrap a *direction* that is not yet negated, such as [`eqopt.ScaleByAdam`][]
     before weight decay and the learning rate (the paper's C-AdamW masks Adam's
     direction but not the decay), pass `descent=False`: the mask is then
     $u_t g_t > 0$.

@@ -4,6 +4,7 @@ from collections.abc import Callable
 from typing import Any, no_type_check
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 from jax import lax
 from jaxtyping import Array, DTypeLike, Float
@@ -54,13 +55,45 @@ class ScaleBySoapState(eqx.Module):
 
 
 @no_type_check
-def _preconditioned_axes(shape: tuple[int, ...], max_precond_dim: int) -> tuple:
+def _preconditioned_axes(
+    shape: tuple[int, ...], max_precond_dim: int, one_sided: bool
+) -> tuple:
     """For each axis, whether it gets a preconditioner: leaves of two or more
-    dimensions, on their axes of at most `max_precond_dim` entries."""
+    dimensions, on their axes of at most `max_precond_dim` entries (with `one_sided`,
+    only the shortest of those, the first if tied)."""
     if len(shape) < 2:
         return ()
     axes = tuple(d <= max_precond_dim for d in shape)
-    return axes if any(axes) else ()
+    if not any(axes):
+        return ()
+    if one_sided:
+        shortest = min((d, k) for k, d in enumerate(shape) if axes[k])[1]
+        axes = tuple(k == shortest for k in range(len(shape)))
+    return axes
+
+
+@no_type_check
+def _spec(x: Array) -> Any:
+    """The explicit sharding spec in `x`'s type, or `None` if it has none."""
+    spec = getattr(jax.typeof(x).sharding, "spec", ())
+    return spec if any(s is not None for s in spec) else None
+
+
+@no_type_check
+def _replicated(x: Array) -> Array:
+    """`x` replicated, if its type carries an explicit sharding: the rotations
+    contract every axis with a replicated basis."""
+    if _spec(x) is None:
+        return x
+    return jax.sharding.reshard(x, jax.typeof(x).sharding.update(spec=jax.P()))
+
+
+@no_type_check
+def _laid_out_like(x: Array, like: Array) -> Array:
+    """`x`, resharded to `like`'s explicit sharding, if it has one."""
+    if _spec(like) is None:
+        return x
+    return jax.sharding.reshard(x, jax.typeof(like).sharding)
 
 
 @no_type_check
@@ -135,8 +168,17 @@ class ScaleBySoap(GradientTransformation):
     axes longer is plain Adam). $\varepsilon$ is added to $\sqrt{\hat v}$ (Adam's
     form; the authors add it to $\sqrt{v}$ before bias correction).
 
-    The basis updates run under `lax.cond`, only on the steps that need them (under
-    `vmap` over hyperparameters both branches run). Autodiff treats the bases as
+    Rank-deficient statistics (a matrix with more rows than its first gradient has
+    independent columns) have eigenvectors along which the rotated gradient is zero
+    up to rounding; Adam's normalisation scales such components as any other (its
+    first step is sign-like), as in the authors' code, so runs that differ in
+    rounding only (vmapped, sharded) can differ there. `one_sided=True` rotates only
+    the shorter side, whose statistic has full rank.
+
+    The basis updates run under `lax.switch`, only on the steps that need them (under
+    `vmap` over hyperparameters every branch runs). With explicitly sharded
+    parameters, rotated leaves are gathered (replicated) for the rotations and the
+    results laid out like the parameters again. Autodiff treats the bases as
     constants (`stop_gradient` on the statistics they come from): the derivatives of
     `eigh` and `qr` are unbounded where eigenvalues coincide, as they do for the
     rank-deficient statistics of the first steps. Hypergradients are then exact
@@ -158,6 +200,9 @@ class ScaleBySoap(GradientTransformation):
     - `nu_dtype`: dtype of the second moment; `None` uses each parameter's dtype.
     - `precond_dtype`: dtype of the statistics and bases; `None` is each parameter's
         dtype, at least float32 (`eigh` and `qr` need it).
+    - `one_sided`: rotate only each leaf's shortest preconditioned axis (the first
+        if tied), the one-sided variant the paper discusses to save memory and time:
+        one $d \times d$ statistic and basis per leaf, for the smaller $d$.
 
     ??? cite "References"
 
@@ -176,6 +221,7 @@ class ScaleBySoap(GradientTransformation):
     mu_dtype: DTypeLike | None = eqx.field(static=True, default=None)
     nu_dtype: DTypeLike | None = eqx.field(static=True, default=None, kw_only=True)
     precond_dtype: DTypeLike | None = eqx.field(static=True, default=None, kw_only=True)
+    one_sided: bool = eqx.field(static=True, default=False, kw_only=True)
 
     def __check_init__(self):
         check_soap_ranges("scale_by_soap", self)
@@ -185,7 +231,9 @@ class ScaleBySoap(GradientTransformation):
         def per_axis(make):
             def leaf(p):
                 dtype = self.precond_dtype or compute_dtype(p)
-                axes = _preconditioned_axes(p.shape, self.max_precond_dim)
+                axes = _preconditioned_axes(
+                    p.shape, self.max_precond_dim, self.one_sided
+                )
                 return tuple(
                     make(d, dtype) if on else None for d, on in zip(p.shape, axes)
                 )
@@ -219,21 +267,25 @@ class ScaleBySoap(GradientTransformation):
         def rule(g, mu, nu, stats, bases):
             x = upcast(g)
             w1, w2, c1, c2, _, eps = scalars(x.dtype)
+            if stats:  # rotated: computed replicated, if explicitly sharded
+                x, mu_in, nu_in = _replicated(x), _replicated(mu), _replicated(nu)
+            else:
+                mu_in, nu_in = mu, nu
             q = tuple(None if b is None else lax.stop_gradient(b) for b in bases)
-            mu_new = ema(w1, mu, x)
-            nu_new = ema(w2, nu, abs_sq(_rotate(x, q)))
+            mu_new = ema(w1, mu_in, x)
+            nu_new = ema(w2, nu_in, abs_sq(_rotate(x, q)))
             m_hat = _rotate(mu_new / c1, q)
             n = m_hat / adam_denominator(nu_new / c2, jnp.zeros_like(eps), eps)
             u = jnp.where(first, jnp.zeros_like(x), _rotate(n, q, transpose=True))
-            mu_new = jnp.where(first, to_dtype(mu, x.dtype), mu_new)
-            nu_new = jnp.where(first, to_dtype(nu, x.dtype), nu_new)
+            mu_new = jnp.where(first, to_dtype(mu_in, x.dtype), mu_new)
+            nu_new = jnp.where(first, to_dtype(nu_in, x.dtype), nu_new)
             stats, bases, nu_new = self._precondition(
                 x, stats, bases, nu_new, branch, shampoo_beta
             )
             return (
-                to_dtype(u, g.dtype),
-                to_dtype(mu_new, mu.dtype),
-                to_dtype(nu_new, nu.dtype),
+                _laid_out_like(to_dtype(u, g.dtype), g),
+                _laid_out_like(to_dtype(mu_new, mu.dtype), mu),
+                _laid_out_like(to_dtype(nu_new, nu.dtype), nu),
                 stats,
                 bases,
             )
@@ -322,7 +374,8 @@ class Soap(AbstractOptimiser):
 
     - `learning_rate`: $\eta$, a float, an array or a schedule.
     - `b1`, `b2`, `shampoo_beta`, `eps`, `precondition_frequency`, `max_precond_dim`,
-        `mu_dtype`, `nu_dtype`, `precond_dtype`: as in [`eqopt.ScaleBySoap`][].
+        `mu_dtype`, `nu_dtype`, `precond_dtype`, `one_sided`: as in
+        [`eqopt.ScaleBySoap`][].
     - `weight_decay`: $\lambda$, a float, an array or a schedule.
     - `mask`: which parameters to decay, as in [`eqopt.AddDecayedWeights`][].
 
@@ -348,6 +401,7 @@ class Soap(AbstractOptimiser):
     mu_dtype: DTypeLike | None = eqx.field(static=True, default=None)
     nu_dtype: DTypeLike | None = eqx.field(static=True, default=None, kw_only=True)
     precond_dtype: DTypeLike | None = eqx.field(static=True, default=None, kw_only=True)
+    one_sided: bool = eqx.field(static=True, default=False, kw_only=True)
 
     def __check_init__(self):
         check_soap_ranges("soap", self)
@@ -363,6 +417,7 @@ class Soap(AbstractOptimiser):
             self.mu_dtype,
             nu_dtype=self.nu_dtype,
             precond_dtype=self.precond_dtype,
+            one_sided=self.one_sided,
         )
         return Chain(
             (
