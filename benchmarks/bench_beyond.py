@@ -73,7 +73,8 @@ def main():
     for name in names:
         opt = OPTIMISERS[name]()
 
-        def steps(params, state, opt=opt):
+        def steps(params, state, grads, opt=opt):
+            # `grads` an argument, not a constant: XLA would fold SOAP's statistics.
             def body(carry, _):
                 params, state = carry
                 updates, state = opt.update(grads, state, params)
@@ -84,10 +85,10 @@ def main():
         steps = jax.jit(steps, donate_argnums=(0, 1))
         state = opt.init(params)
         megabytes[name] = state_megabytes(state)
-        box = list(steps([x.copy() for x in params], state))  # compile; first steps
+        box = list(steps([x.copy() for x in params], state, grads))  # compile, warm
 
         def once(steps=steps, box=box):
-            box[0], box[1] = steps(box[0], box[1])
+            box[0], box[1] = steps(box[0], box[1], grads)
             return box[0]
 
         runs[name] = once

@@ -309,9 +309,8 @@ class ScaleBySoap(GradientTransformation):
         `eigh`, or refreshed by power iteration (with `nu` reordered)."""
         if not stats:
             return stats, bases, nu
-        (beta,) = cast(
-            stats[[s is not None for s in stats].index(True)].dtype, shampoo_beta
-        )
+        precond_dtype = next(s.dtype for s in stats if s is not None)
+        (beta,) = cast(precond_dtype, shampoo_beta)
         x_stat = to_dtype(x, beta.dtype)
         stats = tuple(
             None if s is None else beta * s + (1 - beta) * _outer(x_stat, k)
