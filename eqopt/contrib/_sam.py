@@ -10,7 +10,7 @@ import jax.numpy as jnp
 from .._base import GradientTransformation
 from .._custom_types import Count, OptState, Params, Updates
 from .._hyperparams import warn_python_number_hyperparameters
-from .._tree import compute_dtype, map_leaves, require_params, to_dtype
+from .._tree import compute_dtype, map_leaves, require_params, to_dtype, upcast
 from .._tree import zeros_like_params
 from .._update import apply_updates
 from ..tree_utils._arithmetic import tree_where
@@ -31,6 +31,16 @@ class SAMState(eqx.Module):
     opt_state: OptState
     adv_state: OptState
     cache: Params | None
+
+
+@no_type_check
+def _upcast(g: Any) -> tuple[Any]:
+    return (upcast(g),)
+
+
+@no_type_check
+def _cast_like(u: Any, g: Any) -> tuple[Any, Any]:
+    return to_dtype(u, g.dtype), g
 
 
 @no_type_check
@@ -141,6 +151,9 @@ class SAM(GradientTransformation):
         require_params("sam", params)
         warn_python_number_hyperparameters(updates, sam=self)
         grad_fn = extra_args.pop("grad_fn", None)
+        # Both optimisers compute in float32 (or wider): their updates are rounded to
+        # the gradients' dtype once, at the end.
+        (upcast_updates,) = map_leaves(_upcast, updates)
         if self.opaque_mode:
             require_extra_arg(
                 "sam",
@@ -149,8 +162,15 @@ class SAM(GradientTransformation):
                 "`grad_fn(params, i)` returning the gradient at the i-th "
                 "adversarial point (`opaque_mode=True`)",
             )
-            return self._opaque_update(updates, state, params, grad_fn, extra_args)
-        return self._transparent_update(updates, state, params, extra_args)
+            new_updates, state = self._opaque_update(
+                upcast_updates, state, params, grad_fn, extra_args
+            )
+        else:
+            new_updates, state = self._transparent_update(
+                upcast_updates, state, params, extra_args
+            )
+        new_updates, _ = map_leaves(_cast_like, new_updates, updates)
+        return new_updates, state
 
     def _transparent_update(
         self, updates: Updates, state: SAMState, params: Params, extra_args: dict
@@ -203,7 +223,7 @@ class SAM(GradientTransformation):
             )
             (adv_updates,) = map_leaves(_negate, adv_updates)
             adv_params = apply_updates(adv_params, adv_updates)
-            adv_updates = grad_fn(adv_params, i)
+            (adv_updates,) = map_leaves(_upcast, grad_fn(adv_params, i))
             if self.batch_axis_name is not None:
                 adv_updates = jax.lax.pmean(adv_updates, self.batch_axis_name)
         if self.reset_state:

@@ -33,6 +33,7 @@ from .._tree import (
     map_leaves,
     require_params,
     to_dtype,
+    upcast,
     zeros_like_params,
 )
 from ..schedules._warmup import WarmupConstantSchedule
@@ -77,6 +78,11 @@ def _averaging_weight(weight: Array, total: Array) -> Array:
 
 
 @no_type_check
+def _upcast(g: Array) -> tuple[Array]:
+    return (upcast(g),)
+
+
+@no_type_check
 def _schedule_free_rule(scalars, first, u, y, z):
     r"""One leaf: with $u$ the base update, $y$ the parameters and $z$ the iterate,
 
@@ -87,12 +93,15 @@ def _schedule_free_rule(scalars, first, u, y, z):
     dtype = jnp.result_type(compute_dtype(u), compute_dtype(y), compute_dtype(z))
     b1, ck = scalars(dtype)
     z_old = jnp.where(first, to_dtype(y, z.dtype), z)
-    z_new = to_dtype(to_dtype(z_old, dtype) + to_dtype(u, dtype), z.dtype)
-    y_, z_old_, z_new_ = (to_dtype(a, dtype) for a in (y, z_old, z_new))
+    y_, z_old_ = to_dtype(y, dtype), to_dtype(z_old, dtype)
+    # The new iterate, unrounded: it is stored in `z.dtype` (`state_dtype`), but this
+    # step's update uses it as computed (Optax uses the rounded one: the same numbers
+    # unless `state_dtype` is narrower than the parameters).
+    z_new_ = z_old_ + to_dtype(u, dtype)
     x = (y_ - (1 - b1) * z_old_) / b1
     x = (1 - ck) * x + ck * z_new_
     new_y = b1 * x + (1 - b1) * z_new_
-    return to_dtype(new_y - y_, y.dtype), y, z_new
+    return to_dtype(new_y - y_, y.dtype), y, to_dtype(z_new_, z.dtype)
 
 
 class ScheduleFree(GradientTransformation):
@@ -182,8 +191,11 @@ class ScheduleFree(GradientTransformation):
         weight = max_lr ** self.weight_lr_power.astype(dtype)
         weight_sum = state.weight_sum + weight
         ck = _averaging_weight(weight, weight_sum)
+        # The base optimiser computes in float32 (or wider) too: its update is not
+        # rounded to bfloat16 before it moves `z`.
+        (upcast_updates,) = map_leaves(_upcast, updates)
         base_updates, base_state = self.base_optimizer.update(
-            updates, state.base_optimizer_state, params, **extra_args
+            upcast_updates, state.base_optimizer_state, params, **extra_args
         )
 
         @ft.cache  # once per leaf dtype, not once per leaf

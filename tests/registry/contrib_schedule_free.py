@@ -24,8 +24,8 @@ class Normalize(eqopt.GradientTransformation):
     def update(self, updates, state, params=None, **extra_args: Any):
         leaves = [u for u in jax.tree.leaves(updates) if eqx.is_inexact_array(u)]
         squared = sum(jnp.sum(u.astype(jnp.float32) ** 2) for u in leaves)
-        safe = jnp.where(squared > 0, squared, 1.0)
-        norm = jnp.where(squared > 0, jnp.sqrt(safe), 0.0)
+        # Zero gradients stay zero (Optax's `normalize` makes them NaN).
+        norm = jnp.sqrt(jnp.where(squared > 0, squared, 1.0))
         return jax.tree.map(
             lambda u: None if u is None else (u / norm.astype(u.dtype)),
             updates,
@@ -41,16 +41,55 @@ def _optax_normalize():
     return optax.GradientTransformation(lambda p: optax.EmptyState(), update)
 
 
+def _in_float32(loss):
+    """`loss` taking bfloat16 parameters too: the generic tests' losses hold float32
+    data, which strict dtype promotion does not mix with bfloat16."""
+
+    def wrapped(params):
+        return loss(
+            jax.tree.map(
+                lambda x: (
+                    x.astype(jnp.float32)
+                    if eqx.is_array(x) and x.dtype == jnp.bfloat16
+                    else x
+                ),
+                params,
+            )
+        )
+
+    return wrapped
+
+
 def _value(loss, params, grads):
-    return dict(value=loss(params))
+    return dict(value=_in_float32(loss)(params))
 
 
 def _obj_fn(loss, params, grads):
-    return dict(obj_fn=loss)
+    return dict(obj_fn=_in_float32(loss))
 
 
 def _grad_fn(loss, params, grads):
-    return dict(grad_fn=lambda p, i: eqx.filter_grad(loss)(p))
+    return dict(grad_fn=lambda p, i: eqx.filter_grad(_in_float32(loss))(p))
+
+
+# SAM's opaque mode is tested in `tests/test_contrib_schedule_free.py` (parity, an
+# Equinox model, sweeps, hypergradients), not here: its adversarial point is a
+# parameter vector in the parameters' dtype (as in Optax), so in bfloat16 the update
+# is not the float32 update rounded, which the generic bfloat16 test asserts.
+OPAQUE_SAM = (
+    lambda h: contrib.sam(
+        eqopt.sgd(h),
+        eqopt.chain(Normalize(), eqopt.sgd(0.05)),
+        sync_period=3,
+        opaque_mode=True,
+    ),
+    lambda h: optax.contrib.sam(
+        optax.sgd(h),
+        optax.chain(_optax_normalize(), optax.sgd(0.05)),
+        sync_period=3,
+        opaque_mode=True,
+    ),
+)
 
 
 CASES: tuple[Case, ...] = (
@@ -133,22 +172,6 @@ CASES: tuple[Case, ...] = (
             optax.adam(h), optax.sgd(0.02, momentum=0.5), 3, reset_state=False
         ),
     ),
-    Case(
-        "sam-opaque",
-        lambda h: contrib.sam(
-            eqopt.sgd(h),
-            eqopt.chain(Normalize(), eqopt.sgd(0.05)),
-            sync_period=3,
-            opaque_mode=True,
-        ),
-        lambda h: optax.contrib.sam(
-            optax.sgd(h),
-            optax.chain(_optax_normalize(), optax.sgd(0.05)),
-            sync_period=3,
-            opaque_mode=True,
-        ),
-        extra_args=_grad_fn,
-    ),
     # Sophia.
     Case(
         "sophia",
@@ -158,11 +181,12 @@ CASES: tuple[Case, ...] = (
     ),
     Case(
         "sophia-gamma",
+        # No clipping, so that the update is a smooth function of `gamma`.
         lambda h: contrib.sophia(
-            0.05, gamma=h, clip_threshold=None, update_interval=2, eps=1e-2
+            0.02, 0.9, 0.5, 0.1, gamma=h, clip_threshold=None, update_interval=2
         ),
         lambda h: optax.contrib.sophia(
-            0.05, gamma=h, clip_threshold=None, update_interval=2, eps=1e-2
+            0.02, 0.9, 0.5, 0.1, gamma=h, clip_threshold=None, update_interval=2
         ),
         1.0,
         extra_args=_obj_fn,
