@@ -78,20 +78,40 @@ def registered_optimisers(only=None):
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
     from tests.registry import REGISTRY
 
+    # Whole optimisers that are not chains: wrappers of a base optimiser.
+    optimisers = (
+        eqopt.AbstractOptimiser,
+        eqopt.contrib.ScheduleFree,
+        eqopt.contrib.ScheduleFreeAdamW,
+        eqopt.contrib.ScheduleFreeSGD,
+        eqopt.contrib.SAM,
+    )
     out = {}
     for case in REGISTRY:
         h = 0.1 if case.h is None else case.h
-        if case.reference is None or not isinstance(
-            case.make(h), eqopt.AbstractOptimiser
-        ):
+        if case.reference is None or not isinstance(case.make(h), optimisers):
             continue
         if only and not any(s in case.id for s in only):
             continue
         out[case.id] = (
             lambda case=case, h=h: case.make(h),
             lambda case=case, h=h: case.reference(h),
+            _extra_args(case),
         )
     return out
+
+
+def _bench_loss(params):
+    """The loss whose gradients the step benchmark stands for, for the optimisers that
+    take it as an extra argument (Sophia's `obj_fn`, `reduce_on_plateau`'s `value`)."""
+    return sum(jnp.sum(p * p) / 2 for p in params)
+
+
+def _extra_args(case):
+    """`(params, grads) -> dict`: the case's extra `update` arguments, or `None`."""
+    if case.extra_args is None:
+        return None
+    return lambda params, grads: case.extra_args(_bench_loss, params, grads)
 
 
 def state_megabytes(state):
@@ -107,7 +127,7 @@ def bench_large_step(repeats, optimisers):
     )
     print_header("ms", ["eqopt", "eqopt-arg"], extra="state MB optax/eqopt")
     results = {}
-    for name, (make_ours, make_theirs) in optimisers.items():
+    for name, (make_ours, make_theirs, extra) in optimisers.items():
         runs, megabytes = {}, []
         for label, opt, apply, as_argument in (
             ("optax", make_theirs(), optax.apply_updates, False),
@@ -117,12 +137,14 @@ def bench_large_step(repeats, optimisers):
             # An eqopt optimiser is a pytree of arrays, so `jax.jit` takes it as is.
             if as_argument:
                 jitted = jax.jit(
-                    lambda opt, p, s, g, apply=apply: update_step(opt, apply)(p, s, g),
+                    lambda opt, p, s, g, apply=apply, extra=extra: update_step(
+                        opt, apply, extra
+                    )(p, s, g),
                     donate_argnums=(1, 2),
                 )
                 run = lambda p, s, jitted=jitted, opt=opt: jitted(opt, p, s, grads)  # noqa: E731
             else:
-                jitted = jax.jit(update_step(opt, apply), donate_argnums=(0, 1))
+                jitted = jax.jit(update_step(opt, apply, extra), donate_argnums=(0, 1))
                 run = lambda p, s, jitted=jitted: jitted(p, s, grads)  # noqa: E731
             state = opt.init(params)
             if not as_argument:

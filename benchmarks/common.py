@@ -37,12 +37,14 @@ def paired_ratios(times, baseline):
     }
 
 
-def update_step(opt, apply_updates):
+def update_step(opt, apply_updates, extra_args=None):
     """`step(params, state, grads) -> (params, state)`: `opt.update`, then
-    `apply_updates`, for eqopt and Optax alike."""
+    `apply_updates`, for eqopt and Optax alike. `extra_args(params, grads) -> dict`
+    gives the extra keyword arguments of `update` (`obj_fn` for Sophia...), if any."""
 
     def step(params, state, grads):
-        updates, state = opt.update(grads, state, params)
+        extra = {} if extra_args is None else extra_args(params, grads)
+        updates, state = opt.update(grads, state, params, **extra)
         return apply_updates(params, updates), state
 
     return step

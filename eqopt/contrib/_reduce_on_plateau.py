@@ -23,7 +23,7 @@ def as_count(x: Int[ArrayLike, ""]) -> Int[Array, ""]:
 
 
 class ReduceLROnPlateauState(eqx.Module):
-    """State of [`eqopt.contrib.reduce_on_plateau`][]: Optax's fields.
+    """State of [`eqopt.contrib.ReduceOnPlateau`][]: Optax's fields.
 
     - `scale`: the current factor on the updates.
     - `best_value`: the best (accumulated) value seen.
@@ -172,9 +172,7 @@ class ReduceOnPlateau(GradientTransformation):
             self.min_scale.astype(scale_dtype),
         )
         kept = jnp.maximum(state.scale, self.min_scale.astype(scale_dtype))
-        scale = jnp.where(
-            in_cooldown, state.scale, jnp.where(reduce, reduced, kept)
-        )
+        scale = jnp.where(in_cooldown, state.scale, jnp.where(reduce, reduced, kept))
         plateau = jnp.where(in_cooldown | reduce, 0, plateau)
         cooldown = jnp.where(
             in_cooldown,

@@ -10,15 +10,21 @@ import jax.numpy as jnp
 from .._base import GradientTransformation
 from .._custom_types import Count, OptState, Params, Updates
 from .._hyperparams import warn_python_number_hyperparameters
-from .._tree import compute_dtype, map_leaves, require_params, to_dtype, upcast
-from .._tree import zeros_like_params
+from .._tree import (
+    compute_dtype,
+    map_leaves,
+    require_params,
+    to_dtype,
+    upcast,
+    zeros_like_params,
+)
 from .._update import apply_updates
 from ..tree_utils._arithmetic import tree_where
 from ._common import require_extra_arg
 
 
 class SAMState(eqx.Module):
-    """State of [`eqopt.contrib.sam`][]: Optax's fields.
+    """State of [`eqopt.contrib.SAM`][]: Optax's fields.
 
     - `steps_since_sync`: adversarial steps taken since the last outer update.
     - `opt_state`: the outer optimiser's state.

@@ -45,7 +45,7 @@ _B1 = Interval(0.0, 1.0, closed_low=False, closed_high=True)
 
 
 class ScheduleFreeState(eqx.Module):
-    """State of [`eqopt.contrib.schedule_free`][]: Optax's fields.
+    """State of [`eqopt.contrib.ScheduleFree`][]: Optax's fields.
 
     - `b1`: $\\beta_1$ of the last update (what `schedule_free_eval_params` needs).
     - `weight_sum`: $\\sum_i w_i$, the total averaging weight so far.
@@ -250,7 +250,7 @@ def _eval_rule(b1: Array, started: Array, y: Any, z: Any) -> Any:
 
 
 def schedule_free_eval_params(state: Any, params: Params) -> Params:
-    r"""The parameters to evaluate a [`eqopt.contrib.schedule_free`][] model at.
+    r"""The parameters to evaluate a [`eqopt.contrib.ScheduleFree`][] model at.
 
     $x_t = (y_t - (1 - \beta_1) z_t) / \beta_1$, from the parameters $y_t$ (what the
     optimiser's updates give) and the state's $z_t$ and $\beta_1$.
@@ -290,7 +290,7 @@ def schedule_free_eval_params(state: Any, params: Params) -> Params:
 
 class AbstractScheduleFreeOptimiser(GradientTransformation):
     """A Schedule-Free optimiser built from its own fields: `init` and `update` are
-    those of the [`eqopt.contrib.schedule_free`][] that `as_schedule_free` builds, so
+    those of the [`eqopt.contrib.ScheduleFree`][] that `as_schedule_free` builds, so
     the state is a `ScheduleFreeState`, as in Optax."""
 
     checks_own_hyperparameters = True  # see `eqopt._hyperparams`
@@ -339,7 +339,7 @@ def _check_warmup(owner: str, learning_rate: Any, warmup_steps: int | None) -> N
 
 
 class ScheduleFreeAdamW(AbstractScheduleFreeOptimiser):
-    r"""Schedule-Free AdamW: [`eqopt.contrib.schedule_free`][] around Adam without
+    r"""Schedule-Free AdamW: [`eqopt.contrib.ScheduleFree`][] around Adam without
     momentum (RMS scaling with bias correction), decoupled weight decay and the
     learning rate.
 
@@ -365,7 +365,7 @@ class ScheduleFreeAdamW(AbstractScheduleFreeOptimiser):
     - `b2`: $\beta_2$, decay of the second moment.
     - `eps`: $\varepsilon$, added to the root of the second moment.
     - `weight_decay`: $\lambda$, decoupled weight decay.
-    - `weight_lr_power`, `state_dtype`: as in [`eqopt.contrib.schedule_free`][].
+    - `weight_lr_power`, `state_dtype`: as in [`eqopt.contrib.ScheduleFree`][].
 
     ??? cite "References"
 
@@ -392,20 +392,16 @@ class ScheduleFreeAdamW(AbstractScheduleFreeOptimiser):
         lr = _with_warmup(self.learning_rate, self.warmup_steps)
         base = Chain(
             (
-                ScaleByRMS(
-                    self.b2, self.eps, eps_in_sqrt=False, bias_correction=True
-                ),
+                ScaleByRMS(self.b2, self.eps, eps_in_sqrt=False, bias_correction=True),
                 AddDecayedWeights(self.weight_decay),
                 ScaleByLearningRate(lr),
             )
         )
-        return ScheduleFree(
-            base, lr, self.b1, self.weight_lr_power, self.state_dtype
-        )
+        return ScheduleFree(base, lr, self.b1, self.weight_lr_power, self.state_dtype)
 
 
 class ScheduleFreeSGD(AbstractScheduleFreeOptimiser):
-    r"""Schedule-Free SGD: [`eqopt.contrib.schedule_free`][] around plain SGD.
+    r"""Schedule-Free SGD: [`eqopt.contrib.ScheduleFree`][] around plain SGD.
 
     The base update is $u_t = -\gamma_t (g_t + \lambda y_t)$ (the weight decay is
     multiplied by the learning rate, as in PyTorch); `schedule_free` turns it into the
@@ -424,7 +420,7 @@ class ScheduleFreeSGD(AbstractScheduleFreeOptimiser):
     - `warmup_steps`: length of the linear warmup (static), or `None`.
     - `b1`: $\beta_1 \in (0, 1]$, Schedule-Free's interpolation.
     - `weight_decay`: $\lambda$, or `None` for none (static: it decides the chain).
-    - `weight_lr_power`, `state_dtype`: as in [`eqopt.contrib.schedule_free`][].
+    - `weight_lr_power`, `state_dtype`: as in [`eqopt.contrib.ScheduleFree`][].
 
     ??? cite "References"
 
@@ -449,9 +445,7 @@ class ScheduleFreeSGD(AbstractScheduleFreeOptimiser):
         base: GradientTransformation = SGD(lr)
         if self.weight_decay is not None:
             base = Chain((AddDecayedWeights(self.weight_decay), base))
-        return ScheduleFree(
-            base, lr, self.b1, self.weight_lr_power, self.state_dtype
-        )
+        return ScheduleFree(base, lr, self.b1, self.weight_lr_power, self.state_dtype)
 
 
 schedule_free = ScheduleFree

@@ -30,11 +30,11 @@ from .._tree import (
     zeros_like_params,
 )
 from ..tree_utils._random import tree_random_like
-from ._common import float_dtype, require_extra_arg
+from ._common import require_extra_arg
 
 
 class HutchinsonState(eqx.Module):
-    """State of [`eqopt.contrib.hutchinson_estimator_diag_hessian`][]: the PRNG key
+    """State of [`eqopt.contrib.HutchinsonEstimatorDiagHessian`][]: the PRNG key
     (Optax's field)."""
 
     key: PRNGKeyArray
@@ -169,7 +169,7 @@ class ScaleBySophia(GradientTransformation):
     Optax: `optax.contrib.sophia`'s first block (`scale_by_sophia`, which
     `optax.contrib` does not export).
 
-    **Arguments:** as in [`eqopt.contrib.sophia`][].
+    **Arguments:** as in [`eqopt.contrib.Sophia`][].
     """
 
     b1: Float[Array, ""] = eqx.field(converter=as_scalar, default=0.965)
@@ -301,7 +301,7 @@ class Sophia(AbstractOptimiser):
     with $\hat m_t$ the bias-corrected momentum of rate $\beta_1$ and $h_t$ the
     moving average (rate $\beta_2$) of Hutchinson's estimate of the Hessian diagonal,
     refreshed every `update_interval` steps (see `ScaleBySophia` in the source, and
-    [`eqopt.contrib.hutchinson_estimator_diag_hessian`][]). Where the curvature is
+    [`eqopt.contrib.HutchinsonEstimatorDiagHessian`][]). Where the curvature is
     small or negative the clip bounds the step by $\eta c$.
 
     The default `hessian_diagonal_fn` needs the extra argument `obj_fn`, the loss as

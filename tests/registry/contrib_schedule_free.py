@@ -143,9 +143,7 @@ CASES: tuple[Case, ...] = (
     Case(
         "schedule_free_sgd",
         lambda h: contrib.schedule_free_sgd(h, warmup_steps=2, weight_decay=1e-3),
-        lambda h: optax.contrib.schedule_free_sgd(
-            h, warmup_steps=2, weight_decay=1e-3
-        ),
+        lambda h: optax.contrib.schedule_free_sgd(h, warmup_steps=2, weight_decay=1e-3),
     ),
     # SAM.
     Case(
