@@ -146,7 +146,9 @@ def bench_large_step(repeats, optimisers):
             else:
                 jitted = jax.jit(update_step(opt, apply, extra), donate_argnums=(0, 1))
                 run = lambda p, s, jitted=jitted: jitted(p, s, grads)  # noqa: E731
-            state = opt.init(params)
+            # From a copy: Optax's SAM and Schedule-Free keep the very parameter
+            # arrays in their state, which donating the state would delete.
+            state = opt.init([x.copy() for x in params])
             if not as_argument:
                 megabytes.append(state_megabytes(state))
             box = list(run([x.copy() for x in params], state))  # compile
