@@ -79,12 +79,18 @@ def registered_optimisers(only=None):
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
     from tests.registry import REGISTRY
 
+    # Whole optimisers that are not chains: wrappers of a base optimiser.
+    optimisers = (
+        eqopt.AbstractOptimiser,
+        eqopt.contrib.ScheduleFree,
+        eqopt.contrib.ScheduleFreeAdamW,
+        eqopt.contrib.ScheduleFreeSGD,
+        eqopt.contrib.SAM,
+    )
     out = {}
     for case in REGISTRY:
         h = 0.1 if case.h is None else case.h
-        if case.reference is None or not isinstance(
-            case.make(h), eqopt.AbstractOptimiser
-        ):
+        if case.reference is None or not isinstance(case.make(h), optimisers):
             continue
         if only and not any(s in case.id for s in only):
             continue
@@ -130,7 +136,9 @@ def bench_large_step(repeats, optimisers):
                     update_step(opt, apply, extra_args), donate_argnums=(0, 1)
                 )
                 run = lambda p, s, jitted=jitted: jitted(p, s, grads)  # noqa: E731
-            state = opt.init(params)
+            # From a copy: Optax's SAM and Schedule-Free keep the very parameter
+            # arrays in their state, which donating the state would delete.
+            state = opt.init([x.copy() for x in params])
             if not as_argument:
                 megabytes.append(state_megabytes(state))
             box = list(run([x.copy() for x in params], state))  # compile

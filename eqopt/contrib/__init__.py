@@ -3,3 +3,29 @@
 Each has Optax's name, arguments, defaults and numbers, and is an Equinox Module whose
 float hyperparameters are leaves (see the API pages for the update rules and papers).
 """
+
+# Schedule-Free, SAM, Sophia, reduce_on_plateau
+from ._reduce_on_plateau import (
+    reduce_on_plateau as reduce_on_plateau,
+    ReduceLROnPlateauState as ReduceLROnPlateauState,
+    ReduceOnPlateau as ReduceOnPlateau,
+)
+from ._sam import SAM as SAM, sam as sam, SAMState as SAMState
+from ._schedule_free import (
+    schedule_free as schedule_free,
+    schedule_free_adamw as schedule_free_adamw,
+    schedule_free_eval_params as schedule_free_eval_params,
+    schedule_free_sgd as schedule_free_sgd,
+    ScheduleFree as ScheduleFree,
+    ScheduleFreeAdamW as ScheduleFreeAdamW,
+    ScheduleFreeSGD as ScheduleFreeSGD,
+    ScheduleFreeState as ScheduleFreeState,
+)
+from ._sophia import (
+    hutchinson_estimator_diag_hessian as hutchinson_estimator_diag_hessian,
+    HutchinsonEstimatorDiagHessian as HutchinsonEstimatorDiagHessian,
+    HutchinsonState as HutchinsonState,
+    Sophia as Sophia,
+    sophia as sophia,
+    SophiaState as SophiaState,
+)

@@ -9,6 +9,7 @@ module's `CASES` to `REGISTRY` below.
 from . import (
     adam,
     combine,
+    contrib_schedule_free,
     core,
     factored,
     inject,
@@ -32,6 +33,7 @@ REGISTRY: tuple[Case, ...] = (
     + sign.CASES
     + tune.CASES
     + wrappers.CASES
+    + contrib_schedule_free.CASES
 )
 SCHEDULED: tuple[Case, ...] = core.SCHEDULED
 
