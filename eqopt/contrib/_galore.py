@@ -306,7 +306,9 @@ class ScaleByGaLore(GradientTransformation):
                 projectors.append(old)
                 kept.append(None)
                 continue
-            x = upcast(g)
+            # Under explicit sharding, the SVD and the products run on the whole
+            # (replicated) matrix; the update is laid out like the gradient again.
+            x = _replicated(upcast(g))
             matrix = view.to_matrix(x)
             r = min(self.rank, view.m, view.n)
             expected = (view.m, r) if view.left else (view.n, r)
@@ -334,7 +336,7 @@ class ScaleByGaLore(GradientTransformation):
             n = to_dtype(n, projector.dtype)
             full = projector @ n if view.left else n @ projector.T
             u = scale.astype(full.dtype) * view.from_matrix(full)
-            out.append(to_dtype(u, g.dtype))
+            out.append(_laid_out_like(to_dtype(u, g.dtype), g))
         new_state = GaLoreState(
             count=safe_increment(state.count),
             base_optimizer_state=base_state,
@@ -351,6 +353,29 @@ def _ndim(x: Any) -> int | None:
         if eqx.is_inexact_array(x) or isinstance(x, jax.ShapeDtypeStruct)
         else None
     )
+
+
+@no_type_check
+def _spec(x: Any) -> Any:
+    """The sharding spec in `x`'s type (explicit sharding), or `None` if it has none."""
+    spec = getattr(jax.typeof(x).sharding, "spec", ())
+    return spec if any(s is not None for s in spec) else None
+
+
+@no_type_check
+def _replicated(x: Array) -> Array:
+    """`x`, resharded to be replicated if its type carries an explicit sharding."""
+    if _spec(x) is None:
+        return x
+    return jax.sharding.reshard(x, jax.typeof(x).sharding.update(spec=jax.P()))
+
+
+@no_type_check
+def _laid_out_like(x: Array, like: Array) -> Array:
+    """`x`, resharded to `like`'s explicit sharding, if it has one."""
+    if _spec(like) is None:
+        return x
+    return jax.sharding.reshard(x, jax.typeof(like).sharding)
 
 
 @no_type_check
