@@ -125,7 +125,7 @@ class AccumulateAvgUpdates(GradientTransformation):
         def rule(g, a):
             x = upcast(g)
             a_ = to_dtype(a, x.dtype)
-            new = a_ + (x - a_) / micro_step
+            new = a_ + (x - a_) / micro_step.astype(x.dtype)
             zero = jnp.zeros_like(new)
             out = jnp.where(done, new, zero)
             return to_dtype(out, g.dtype), to_dtype(jnp.where(done, zero, new), a.dtype)

@@ -136,14 +136,16 @@ class PerElementMeanAndSumSqDiffGrads(GradientTransformation):
             return (mean, aux), state
 
         micro_step = state.micro_step + 1
-        size_factor = state.micro_step * batch_size / micro_step
+        size_factor = state.micro_step * batch_size / micro_step  # float32
         done = micro_step == self.accumulation_steps
 
         @no_type_check
         def merge(batch_mean, batch_sum_sq_diff, old_mean, old_sum_sq_diff):
+            dtype = batch_mean.dtype
+            steps, factor = micro_step.astype(dtype), size_factor.astype(dtype)
             delta = batch_mean - old_mean
-            new_mean = old_mean + delta / micro_step
-            new_sum = old_sum_sq_diff + batch_sum_sq_diff + delta**2 * size_factor
+            new_mean = old_mean + delta / steps
+            new_sum = old_sum_sq_diff + batch_sum_sq_diff + delta**2 * factor
             return new_mean, new_sum
 
         new_mean, new_sum = map_leaves(
@@ -299,7 +301,8 @@ def get_unbiased_mean_and_variance_ema(state: OptState) -> tuple[Updates, Update
             "State must have PerElementMeanAndVarianceEMAState to compute unbiased"
             " mean and variance EMA."
         )
-    correction = 1 - found.ema_decay**found.count
+    decay = found.ema_decay
+    correction = 1 - decay ** found.count.astype(decay.dtype)
     unbias = lambda tree: jax.tree.map(lambda x: x / correction, tree)  # noqa: E731
     return unbias(found.mean_grads_ema), unbias(found.variance_grads_ema)
 
