@@ -144,7 +144,7 @@ class Process(GradientTransformation):
     def update(
         self,
         updates: Updates,
-        state: tuple[OptState, OptState, OptState],
+        state: OptState,
         params: Params | None = None,
         **extra_args: Any,
     ) -> tuple[Updates, tuple[OptState, OptState, OptState]]:

@@ -125,12 +125,14 @@ class PerElementMeanAndSumSqDiffGrads(GradientTransformation):
         axis = self.per_elt_axis
 
         @no_type_check
-        def batch_moments(g):
+        def batch_moments(g, _):
             mean = jnp.mean(g, axis=axis, keepdims=True)
             sum_sq_diff = jnp.sum(jnp.square(g - mean), axis=axis)
             return jnp.squeeze(mean, axis=axis), sum_sq_diff
 
-        mean, sum_sq_diff = map_leaves(batch_moments, updates)
+        # (`updates` twice: `map_leaves` keeps one output per input where a leaf is
+        # `None`.)
+        mean, sum_sq_diff = map_leaves(batch_moments, updates, updates)
         if self.accumulation_steps == 1:
             aux = {"sum_sq_diff_grads": sum_sq_diff, "sample_size": batch_size}
             return (mean, aux), state
@@ -146,7 +148,7 @@ class PerElementMeanAndSumSqDiffGrads(GradientTransformation):
             delta = batch_mean - old_mean
             new_mean = old_mean + delta / steps
             new_sum = old_sum_sq_diff + batch_sum_sq_diff + delta**2 * factor
-            return new_mean, new_sum
+            return new_mean, new_sum, old_mean, old_sum_sq_diff
 
         new_mean, new_sum = map_leaves(
             merge,
