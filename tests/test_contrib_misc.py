@@ -474,3 +474,18 @@ def test_dp_key_and_seed_as_optax():
     with pytest.warns(UserWarning, match="no `key`"):
         b = contrib.differentially_private_aggregate(1.0, 1.0)
     np.testing.assert_array_equal(b.key, jr.key_data(jr.key(0)))
+
+
+def test_madgrad_state_never_holds_the_parameters_buffers():
+    # Optax's `x0` is the parameters' own buffers, so donating parameters and state
+    # together fails there; eqopt's state is separate arrays.
+    params = {"w": jnp.ones(3)}
+    theirs = optax.contrib.madgrad(0.1).init(params)
+    assert theirs[1].x0["w"] is params["w"]
+    ours = contrib.madgrad(0.1).init(params)
+    assert all(x is not params["w"] for x in jax.tree.leaves(ours))
+    step = jax.jit(
+        lambda p, s: contrib.madgrad(0.1).update(p, s, p), donate_argnums=(0, 1)
+    )
+    updates, state = step({"w": jnp.ones(3)}, ours)
+    assert tree_isfinite(updates)
