@@ -489,3 +489,18 @@ def test_madgrad_state_never_holds_the_parameters_buffers():
     )
     updates, state = step({"w": jnp.ones(3)}, ours)
     assert tree_isfinite(updates)
+
+
+def test_dp_aggregate_bfloat16_is_the_float32_result_rounded_once():
+    params, grads_of, _ = _per_example_problem()
+    g32 = jax.tree.map(
+        lambda g: g.astype(jnp.bfloat16).astype(jnp.float32), grads_of(params)
+    )
+    g16 = jax.tree.map(lambda g: g.astype(jnp.bfloat16), g32)
+    opt = contrib.differentially_private_aggregate(0.5, 1.0, key=2)
+    u32, _ = opt.update(g32, opt.init(params))
+    u16, _ = opt.update(g16, opt.init(params))
+    assert all(u.dtype == jnp.bfloat16 for u in jax.tree.leaves(u16))
+    assert_trees_allclose(
+        u16, jax.tree.map(lambda u: u.astype(jnp.bfloat16), u32), rtol=0, atol=0
+    )

@@ -105,11 +105,15 @@ class DifferentiallyPrivateAggregate(GradientTransformation):
                 "every leaf with the same leading (batch) axis; got shapes "
                 f"{jax.tree.map(jnp.shape, updates)}."
             )
-        clipped, _ = per_example_global_norm_clip(arrays, self.l2_norm_clip)
+        # In float32 or wider: one rounding, at the end, for low-precision gradients.
+        clipped, _ = per_example_global_norm_clip(
+            [upcast(g) for g in arrays], self.l2_norm_clip
+        )
         next_key, *keys = jr.split(jr.wrap_key_data(state.rng_key), len(arrays) + 1)
         noise_std = self.l2_norm_clip * self.noise_multiplier
         noised = iter(
-            _noised(c, k, noise_std, batch_size) for c, k in zip(clipped, keys)
+            to_dtype(_noised(c, k, noise_std, batch_size), g.dtype)
+            for c, k, g in zip(clipped, keys, arrays)
         )
         out = [next(noised) if eqx.is_inexact_array(g) else g for g in flat]
         new_state = DifferentiallyPrivateAggregateState(rng_key=jr.key_data(next_key))
@@ -118,10 +122,9 @@ class DifferentiallyPrivateAggregate(GradientTransformation):
 
 @no_type_check
 def _noised(clipped: Array, key: Array, noise_std: Array, batch_size: int) -> Array:
-    """`(clipped + noise_std * N(0, 1)) / batch_size`, computed in float32 or wider."""
-    x = upcast(clipped)
-    noise = jr.normal(key, x.shape, x.dtype)
-    return to_dtype((x + noise_std.astype(x.dtype) * noise) / batch_size, clipped.dtype)
+    """`(clipped + noise_std * N(0, 1)) / batch_size`, in the dtype of `clipped`."""
+    noise = jr.normal(key, clipped.shape, clipped.dtype)
+    return (clipped + noise_std.astype(clipped.dtype) * noise) / batch_size
 
 
 def differentially_private_aggregate(
