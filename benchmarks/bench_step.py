@@ -71,10 +71,11 @@ def large_params(n_leaves=100, total=10_000_000):
 
 
 def registered_optimisers(only=None):
-    """name -> (eqopt factory, Optax factory) for every optimiser of the test registry
+    """name -> (eqopt factory, Optax factory, extra arguments) for every optimiser of the test registry
     (`tests/registry`) that Optax also has, at the registry's hyperparameter value.
     Transformations on their own (`scale_by_adam`...) are left out: each is part of an
-    optimiser here. `only` keeps the names containing one of its strings."""
+    optimiser here. `only` keeps the names containing one of its strings. The extra
+    arguments are the case's `extra_args` (`value=...` for `polyak_sgd`), or `None`."""
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
     from tests.registry import REGISTRY
 
@@ -90,6 +91,7 @@ def registered_optimisers(only=None):
         out[case.id] = (
             lambda case=case, h=h: case.make(h),
             lambda case=case, h=h: case.reference(h),
+            case.extra_args,
         )
     return out
 
@@ -107,7 +109,7 @@ def bench_large_step(repeats, optimisers):
     )
     print_header("ms", ["eqopt", "eqopt-arg"], extra="state MB optax/eqopt")
     results = {}
-    for name, (make_ours, make_theirs) in optimisers.items():
+    for name, (make_ours, make_theirs, extra_args) in optimisers.items():
         runs, megabytes = {}, []
         for label, opt, apply, as_argument in (
             ("optax", make_theirs(), optax.apply_updates, False),
@@ -117,12 +119,16 @@ def bench_large_step(repeats, optimisers):
             # An eqopt optimiser is a pytree of arrays, so `jax.jit` takes it as is.
             if as_argument:
                 jitted = jax.jit(
-                    lambda opt, p, s, g, apply=apply: update_step(opt, apply)(p, s, g),
+                    lambda opt, p, s, g, apply=apply: update_step(
+                        opt, apply, extra_args
+                    )(p, s, g),
                     donate_argnums=(1, 2),
                 )
                 run = lambda p, s, jitted=jitted, opt=opt: jitted(opt, p, s, grads)  # noqa: E731
             else:
-                jitted = jax.jit(update_step(opt, apply), donate_argnums=(0, 1))
+                jitted = jax.jit(
+                    update_step(opt, apply, extra_args), donate_argnums=(0, 1)
+                )
                 run = lambda p, s, jitted=jitted: jitted(p, s, grads)  # noqa: E731
             state = opt.init(params)
             if not as_argument:

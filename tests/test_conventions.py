@@ -24,6 +24,7 @@ NAMESPACES = [
     "assignment",
     "interop",
     "monte_carlo",
+    "microbatching",
     "utils",
     "transforms",
     "contrib",

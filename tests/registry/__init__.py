@@ -13,8 +13,10 @@ from . import (
     core,
     factored,
     inject,
+    linesearch,
     misc,
     sign,
+    tune,
     wrappers,
 )
 from .case import Case as Case, SCHEDULE_NAMES as SCHEDULE_NAMES, SCHEDULES as SCHEDULES
@@ -26,8 +28,10 @@ REGISTRY: tuple[Case, ...] = (
     + combine.CASES
     + factored.CASES
     + inject.CASES
+    + linesearch.CASES
     + misc.CASES
     + sign.CASES
+    + tune.CASES
     + wrappers.CASES
     + contrib_misc.CASES
 )
