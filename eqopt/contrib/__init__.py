@@ -4,7 +4,34 @@ Each has Optax's name, arguments, defaults and numbers, and is an Equinox Module
 float hyperparameters are leaves (see the API pages for the update rules and papers).
 """
 
-# Schedule-Free, SAM, Sophia, reduce_on_plateau
+from ._acprop import (
+    ACProp as ACProp,
+    acprop as acprop,
+    scale_by_acprop as scale_by_acprop,
+    ScaleByACProp as ScaleByACProp,
+)
+from ._galore import (
+    GaLore as GaLore,
+    galore as galore,
+    GaLoreDimensionNumbers as GaLoreDimensionNumbers,
+    GaLoreState as GaLoreState,
+    scale_by_galore as scale_by_galore,
+    ScaleByGaLore as ScaleByGaLore,
+)
+from ._madgrad import (
+    Madgrad as Madgrad,
+    madgrad as madgrad,
+    MadgradState as MadgradState,
+    scale_by_madgrad as scale_by_madgrad,
+    ScaleByMadgrad as ScaleByMadgrad,
+)
+from ._privacy import (
+    differentially_private_aggregate as differentially_private_aggregate,
+    DifferentiallyPrivateAggregate as DifferentiallyPrivateAggregate,
+    DifferentiallyPrivateAggregateState as DifferentiallyPrivateAggregateState,
+    DPSGD as DPSGD,
+    dpsgd as dpsgd,
+)
 from ._reduce_on_plateau import (
     reduce_on_plateau as reduce_on_plateau,
     ReduceLROnPlateauState as ReduceLROnPlateauState,

@@ -9,6 +9,7 @@ module's `CASES` to `REGISTRY` below.
 from . import (
     adam,
     combine,
+    contrib_misc,
     contrib_schedule_free,
     core,
     factored,
@@ -34,6 +35,7 @@ REGISTRY: tuple[Case, ...] = (
     + tune.CASES
     + wrappers.CASES
     + contrib_schedule_free.CASES
+    + contrib_misc.CASES
 )
 SCHEDULED: tuple[Case, ...] = core.SCHEDULED
 
