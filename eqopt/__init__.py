@@ -173,6 +173,11 @@ from ._partition import (
     PartitionState as PartitionState,
     selective_transform as selective_transform,
 )
+from ._plateau import (
+    reduce_learning_rate_on_plateau as reduce_learning_rate_on_plateau,
+    ReduceLearningRateOnPlateau as ReduceLearningRateOnPlateau,
+    ReduceLearningRateOnPlateauState as ReduceLearningRateOnPlateauState,
+)
 from ._train_state import TrainState as TrainState
 from ._transforms.accumulators import (
     scale_by_adadelta as scale_by_adadelta,

@@ -4,6 +4,11 @@ Each has Optax's name, arguments, defaults and numbers, and is an Equinox Module
 float hyperparameters are leaves (see the API pages for the update rules and papers).
 """
 
+from .._transforms.plateau import (
+    reduce_on_plateau as reduce_on_plateau,
+    ReduceLROnPlateauState as ReduceLROnPlateauState,
+    ReduceOnPlateau as ReduceOnPlateau,
+)
 from ._acprop import (
     ACProp as ACProp,
     acprop as acprop,
@@ -31,11 +36,6 @@ from ._privacy import (
     DifferentiallyPrivateAggregateState as DifferentiallyPrivateAggregateState,
     DPSGD as DPSGD,
     dpsgd as dpsgd,
-)
-from ._reduce_on_plateau import (
-    reduce_on_plateau as reduce_on_plateau,
-    ReduceLROnPlateauState as ReduceLROnPlateauState,
-    ReduceOnPlateau as ReduceOnPlateau,
 )
 from ._sam import SAM as SAM, sam as sam, SAMState as SAMState
 from ._schedule_free import (

@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from .._base import GradientTransformation
+from .._checks import require_extra_arg
 from .._custom_types import Count, OptState, Params, Updates
 from .._hyperparams import warn_python_number_hyperparameters
 from .._tree import (
@@ -20,7 +21,6 @@ from .._tree import (
 )
 from .._update import apply_updates
 from ..tree_utils._arithmetic import tree_where
-from ._common import require_extra_arg
 
 
 class SAMState(eqx.Module):

@@ -30,6 +30,7 @@ from .._transforms.scaling import ScaleByLearningRate
 from .._tree import (
     cast,
     compute_dtype,
+    float_dtype,
     map_leaves,
     require_params,
     to_dtype,
@@ -37,7 +38,6 @@ from .._tree import (
     zeros_like_params,
 )
 from ..schedules._warmup import WarmupConstantSchedule
-from ._common import float_dtype
 
 
 #: `b1` in `(0, 1]`: the interpolation divides by it.

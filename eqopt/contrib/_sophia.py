@@ -12,7 +12,7 @@ from jaxtyping import Array, DTypeLike, Float, PRNGKeyArray
 
 from .._alias.base import AbstractOptimiser, LearningRate
 from .._base import GradientTransformation
-from .._checks import check_hyperparameters, NONNEGATIVE, UNIT
+from .._checks import check_hyperparameters, NONNEGATIVE, require_extra_arg, UNIT
 from .._combine import Chain
 from .._custom_types import Count, Moments, OptState, Params, Updates
 from .._hyperparams import as_hyperparameter, as_optional_scalar, as_scalar
@@ -30,7 +30,6 @@ from .._tree import (
     zeros_like_params,
 )
 from ..tree_utils._random import tree_random_like
-from ._common import require_extra_arg
 
 
 class HutchinsonState(eqx.Module):

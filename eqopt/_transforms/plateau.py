@@ -7,12 +7,17 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, Int
 
 from .._base import GradientTransformation
-from .._checks import check_hyperparameters, check_value, Interval, NONNEGATIVE
+from .._checks import (
+    check_hyperparameters,
+    check_value,
+    Interval,
+    NONNEGATIVE,
+    require_extra_arg,
+)
 from .._custom_types import Count, Params, Updates
 from .._hyperparams import as_scalar
 from .._numerics import safe_increment
-from .._tree import cast_per_dtype, map_leaves, to_dtype, upcast
-from ._common import float_dtype, require_extra_arg
+from .._tree import cast_per_dtype, float_dtype, map_leaves, to_dtype, upcast
 
 
 @no_type_check
