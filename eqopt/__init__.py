@@ -439,6 +439,24 @@ if TYPE_CHECKING:  # the same names, for static type checkers and IDEs
         second_order as second_order,
         utils as utils,
     )
+    from ._alias.lbfgs import (
+        LBFGS as LBFGS,
+        lbfgs as lbfgs,
+    )
+    from ._linesearch.value_and_grad import (
+        value_and_grad_from_state as value_and_grad_from_state,
+    )
+    from ._linesearch.zoom import (
+        scale_by_zoom_linesearch as scale_by_zoom_linesearch,
+        ScaleByZoomLinesearch as ScaleByZoomLinesearch,
+        ScaleByZoomLinesearchState as ScaleByZoomLinesearchState,
+        ZoomLinesearchInfo as ZoomLinesearchInfo,
+    )
+    from ._transforms.lbfgs import (
+        scale_by_lbfgs as scale_by_lbfgs,
+        ScaleByLBFGS as ScaleByLBFGS,
+        ScaleByLBFGSState as ScaleByLBFGSState,
+    )
     from .losses import (
         convex_kl_divergence as convex_kl_divergence,
         cosine_distance as cosine_distance,
@@ -462,22 +480,4 @@ if TYPE_CHECKING:  # the same names, for static type checkers and IDEs
     )
     from .utils import (
         multi_normal as multi_normal,
-    )
-    from ._alias.lbfgs import (
-        LBFGS as LBFGS,
-        lbfgs as lbfgs,
-    )
-    from ._transforms.lbfgs import (
-        scale_by_lbfgs as scale_by_lbfgs,
-        ScaleByLBFGS as ScaleByLBFGS,
-        ScaleByLBFGSState as ScaleByLBFGSState,
-    )
-    from ._linesearch.zoom import (
-        scale_by_zoom_linesearch as scale_by_zoom_linesearch,
-        ScaleByZoomLinesearch as ScaleByZoomLinesearch,
-        ScaleByZoomLinesearchState as ScaleByZoomLinesearchState,
-        ZoomLinesearchInfo as ZoomLinesearchInfo,
-    )
-    from ._linesearch.value_and_grad import (
-        value_and_grad_from_state as value_and_grad_from_state,
     )

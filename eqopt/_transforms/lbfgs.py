@@ -9,9 +9,9 @@ from jaxtyping import Array, Float, PyTree
 
 from .._base import GradientTransformation
 from .._custom_types import Count, Params, Updates
+from .._linesearch.common import value_dtype
 from .._numerics import safe_increment
 from .._tree import is_none, map_params, require_params, upcast, zeros_like_params
-from .._linesearch.common import value_dtype
 from ..tree_utils import tree_norm, tree_vdot
 
 
