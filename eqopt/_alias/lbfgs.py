@@ -1,5 +1,7 @@
 """L-BFGS with a zoom line search, Optax's `lbfgs`."""
 
+from typing import Any, no_type_check
+
 import equinox as eqx
 
 from .._base import GradientTransformation, Identity
@@ -9,6 +11,22 @@ from .._linesearch.zoom import ScaleByZoomLinesearch
 from .._transforms.lbfgs import ScaleByLBFGS
 from .._transforms.scaling import Scale, ScaleByLearningRate
 from .base import AbstractOptimiser, LearningRate
+
+
+@no_type_check
+def _default_linesearch() -> ScaleByZoomLinesearch:
+    return ScaleByZoomLinesearch(max_linesearch_steps=20, initial_guess_strategy="one")
+
+
+#: Optax's default, shown in the signature. Each `lbfgs()` builds its own copy, so that
+#: its leaves take the float precision in force then (float64 under `jax_enable_x64`),
+#: not the one in force when this module was first imported.
+_DEFAULT_LINESEARCH = _default_linesearch()
+
+
+@no_type_check
+def _fresh_if_default(linesearch: Any) -> Any:
+    return _default_linesearch() if linesearch is _DEFAULT_LINESEARCH else linesearch
 
 
 class LBFGS(AbstractOptimiser):
@@ -62,8 +80,8 @@ class LBFGS(AbstractOptimiser):
     )
     memory_size: int = eqx.field(static=True, converter=int, default=10)
     scale_init_precond: bool = eqx.field(static=True, default=True)
-    linesearch: GradientTransformation | None = ScaleByZoomLinesearch(
-        max_linesearch_steps=20, initial_guess_strategy="one"
+    linesearch: GradientTransformation | None = eqx.field(
+        converter=_fresh_if_default, default=_DEFAULT_LINESEARCH
     )
 
     def __check_init__(self):

@@ -287,6 +287,7 @@ class _Search(NamedTuple):
     safe_stepsize: Array
     safe_value: Array
     safe_grad: Any
+    grown: Array  # whether `stepsize` is a grown guess (not interpolated)
 
 
 class _Fixed(NamedTuple):
@@ -322,6 +323,7 @@ def zoom_linesearch(
     """Run the search from `params` along `updates` (in the compute dtype); return the
     final loop state, with the fallback of a failed search applied."""
     dtype = value.dtype
+    differentiable = (guess, ls.increase_factor, ls.max_learning_rate)
     params, updates, value, grad, guess, fn_kwargs = _stop(
         (params, updates, value, grad, guess, fn_kwargs)
     )
@@ -366,6 +368,7 @@ def zoom_linesearch(
         safe_stepsize=zero,
         safe_value=value,
         safe_grad=grad,
+        grown=false,
     )
     fixed = _Fixed(settings, params_dynamic, updates, kwargs_dynamic, value, slope0)
     statics = (ls.max_linesearch_steps, params_static, kwargs_static)
@@ -377,7 +380,22 @@ def zoom_linesearch(
     _, final = jax.lax.while_loop(_continues, body, (fixed, start))
     if ls.verbose:
         _diagnose(final, fixed)
-    return _fall_back(final)
+    return _with_derivative(_fall_back(final), *differentiable)
+
+
+@no_type_check
+def _with_derivative(s: _Search, guess, increase_factor, max_stepsize) -> _Search:
+    r"""The accepted step size with the derivative of the formula that grew it, where
+    it is a grown guess $\min(\eta_0 c^k, \eta_{\max})$ (interpolated steps and
+    fall-backs are held constant); the value is unchanged."""
+    dtype = s.stepsize.dtype
+    growths = (s.count - 1).astype(dtype)
+    grown = guess.astype(dtype) * increase_factor.astype(dtype) ** growths
+    if max_stepsize is not None:
+        grown = jnp.minimum(grown, max_stepsize.astype(dtype))
+    use = s.grown & ~s.failed & jnp.isfinite(grown)
+    zero = grown - jax.lax.stop_gradient(grown)
+    return s._replace(stepsize=s.stepsize + jnp.where(use, zero, 0.0))
 
 
 @no_type_check
@@ -492,6 +510,7 @@ def _step(value_fn, max_steps, fixed, params, fn_kwargs, s) -> _Search:
         safe_stepsize=safe_stepsize,
         safe_value=safe_value,
         safe_grad=safe_grad,
+        grown=~zooming,
     )
 
 

@@ -213,7 +213,7 @@ def _two_loop(updates, diff_params, diff_updates, rhos, gamma, index):
     r"""$P_k u$ by Algorithm 7.4 of Nocedal and Wright: newest to oldest, scale by
     $\gamma$, oldest to newest (`index` is the slot of the oldest difference)."""
     m = rhos.shape[0]
-    order = (index + jnp.arange(m)) % m
+    order = (index + jnp.arange(m, dtype=index.dtype)) % m
 
     @no_type_check
     def pair(i):

@@ -6,7 +6,7 @@ optimiser gets every generic test by being added to its family's module here, an
 module's `CASES` to `REGISTRY` below.
 """
 
-from . import adam, combine, core, factored, inject, misc, sign, wrappers
+from . import adam, combine, core, factored, inject, lbfgs, misc, sign, wrappers
 from .case import Case as Case, SCHEDULE_NAMES as SCHEDULE_NAMES, SCHEDULES as SCHEDULES
 
 
@@ -16,6 +16,7 @@ REGISTRY: tuple[Case, ...] = (
     + combine.CASES
     + factored.CASES
     + inject.CASES
+    + lbfgs.CASES
     + misc.CASES
     + sign.CASES
     + wrappers.CASES
