@@ -131,6 +131,22 @@ def value_and_grad(value_fn: Callable) -> Callable:
     return eqx.filter_value_and_grad(value_fn)
 
 
+@no_type_check
+def split_arrays(tree: Any) -> tuple[list, tuple]:
+    """`tree`'s array leaves (a list, `None` elsewhere) and a hashable rest (its
+    structure and other leaves), for a loop carry and a cache key."""
+    leaves, treedef = jax.tree.flatten(tree)
+    arrays = [x if eqx.is_array(x) else None for x in leaves]
+    return arrays, (treedef, tuple(None if eqx.is_array(x) else x for x in leaves))
+
+
+@no_type_check
+def join_arrays(arrays: list, rest: tuple) -> Any:
+    """The inverse of `split_arrays`."""
+    treedef, others = rest
+    return treedef.unflatten([x if o is None else o for x, o in zip(arrays, others)])
+
+
 _BODIES: dict[tuple, Callable] = {}
 
 

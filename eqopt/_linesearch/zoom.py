@@ -25,10 +25,12 @@ from .._numerics import safe_increment
 from .._tree import cast_like, to_dtype, upcast, zeros_like_params
 from ..tree_utils import tree_vdot
 from .common import (
+    join_arrays,
     line_search_arguments,
     on_line,
     select,
     slope,
+    split_arrays,
     stable_body,
     value_and_grad,
     value_dtype,
@@ -295,7 +297,7 @@ class _Fixed(NamedTuple):
     call; `lax.while_loop` hoists unchanged carries out of the loop)."""
 
     settings: dict
-    params: Any  # the floating arrays of the parameters (`eqx.partition`)
+    params: Any  # the arrays of the parameters (`split_arrays`)
     updates: Any
     fn_kwargs: Any  # the arrays of `value_fn`'s extra arguments
     value_init: Array
@@ -339,8 +341,8 @@ def zoom_linesearch(
         guess=guess,
     )
     settings = jax.tree.map(lambda x: _stop(jnp.asarray(x)).astype(dtype), settings)
-    params_dynamic, params_static = eqx.partition(params, eqx.is_array)
-    kwargs_dynamic, kwargs_static = eqx.partition(fn_kwargs, eqx.is_array)
+    params_dynamic, params_static = split_arrays(params)
+    kwargs_dynamic, kwargs_static = split_arrays(fn_kwargs)
     slope0 = jnp.real(jnp.asarray(tree_vdot(updates, grad))).astype(dtype)
     zero = jnp.zeros((), dtype)
     inf = jnp.full((), jnp.inf, dtype)
@@ -415,8 +417,8 @@ class _ZoomBody:
     @no_type_check
     def __call__(self, carry: tuple[_Fixed, _Search]) -> tuple[_Fixed, _Search]:
         fixed, s = carry
-        params = eqx.combine(fixed.params, self.params_static)
-        fn_kwargs = eqx.combine(fixed.fn_kwargs, self.kwargs_static)
+        params = join_arrays(fixed.params, self.params_static)
+        fn_kwargs = join_arrays(fixed.fn_kwargs, self.kwargs_static)
         return fixed, _step(self.ref(), self.max_steps, fixed, params, fn_kwargs, s)
 
 
