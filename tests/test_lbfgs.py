@@ -308,6 +308,13 @@ def test_missing_params_and_unexpected_arguments():
         opt.update(grad, opt.init(x), x, value=value, grad=grad, value_fn=f, data=1.0)
 
 
+def test_lbfgs_default_line_search_is_optaxs():
+    default = eqopt.lbfgs().linesearch
+    expected = eqopt.scale_by_zoom_linesearch(20, initial_guess_strategy="one")
+    assert_trees_allclose(default, expected, rtol=0, atol=0)
+    assert eqopt.lbfgs().linesearch is not default  # one per optimiser
+
+
 def test_bad_settings_raise_naming_the_argument():
     with pytest.raises(ValueError, match="initial_guess_strategy"):
         eqopt.scale_by_zoom_linesearch(10, initial_guess_strategy="two")

@@ -97,7 +97,8 @@ class ScaleByLBFGS(GradientTransformation):
 
         @no_type_check
         def stacked(p):
-            return jnp.zeros((m, *p.shape), p.dtype)
+            # Broadcast from `zeros_like(p)`: each slot laid out (sharded) like `p`.
+            return jnp.broadcast_to(jnp.zeros_like(p)[None], (m, *p.shape))
 
         return ScaleByLBFGSState(
             count=jnp.zeros((), jnp.int32),

@@ -47,6 +47,7 @@ CASES: tuple[Case, ...] = (
         lambda h: optax.lbfgs(learning_rate=h),
         0.5,
         extra_args=_line_search_args,
+        moments_like_params=False,  # the memory stacks `memory_size` of each parameter
     ),
     Case(
         "lbfgs-default",
@@ -54,12 +55,14 @@ CASES: tuple[Case, ...] = (
         lambda h: optax.lbfgs(),
         None,
         extra_args=_line_search_args,
+        moments_like_params=False,
     ),
     Case(
         "lbfgs-no_linesearch",
         lambda h: eqopt.lbfgs(learning_rate=h, memory_size=3, linesearch=None),
         lambda h: optax.lbfgs(learning_rate=h, memory_size=3, linesearch=None),
         0.1,
+        moments_like_params=False,
     ),
     Case(
         "scale_by_zoom_linesearch",
