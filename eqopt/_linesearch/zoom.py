@@ -387,17 +387,41 @@ def zoom_linesearch(
 
 @no_type_check
 def _with_derivative(s: _Search, guess, increase_factor, max_stepsize) -> _Search:
-    r"""The accepted step size with the derivative of the formula that grew it, where
+    r"""The accepted step size, with the derivative of the formula that grew it where
     it is a grown guess $\min(\eta_0 c^k, \eta_{\max})$ (interpolated steps and
-    fall-backs are held constant); the value is unchanged."""
-    dtype = s.stepsize.dtype
-    growths = (s.count - 1).astype(dtype)
-    grown = guess.astype(dtype) * increase_factor.astype(dtype) ** growths
-    if max_stepsize is not None:
-        grown = jnp.minimum(grown, max_stepsize.astype(dtype))
-    use = s.grown & ~s.failed & jnp.isfinite(grown)
-    zero = grown - jax.lax.stop_gradient(grown)
-    return s._replace(stepsize=s.stepsize + jnp.where(use, zero, 0.0))
+    fall-backs are held constant). Nothing is computed unless differentiated."""
+    use = s.grown & ~s.failed
+    growths = (s.count - 1).astype(s.stepsize.dtype)
+    stepsize = _grown(s.stepsize, use, growths, (guess, increase_factor, max_stepsize))
+    return s._replace(stepsize=stepsize)
+
+
+@jax.custom_jvp
+@no_type_check
+def _grown(stepsize, use, growths, settings):
+    return stepsize
+
+
+@_grown.defjvp
+@no_type_check
+def _grown_jvp(primals, tangents):
+    stepsize, use, growths, settings = primals
+    settings_dot = tangents[3]
+
+    @no_type_check
+    def formula(settings):
+        guess, increase_factor, max_stepsize = settings
+        grown = (
+            guess.astype(growths.dtype)
+            * increase_factor.astype(growths.dtype) ** growths
+        )
+        if max_stepsize is not None:
+            grown = jnp.minimum(grown, max_stepsize.astype(growths.dtype))
+        return grown
+
+    grown, grown_dot = jax.jvp(formula, (settings,), (settings_dot,))
+    derivative = jnp.where(use & jnp.isfinite(grown), grown_dot, 0.0)
+    return stepsize, derivative.astype(stepsize.dtype)
 
 
 @no_type_check
