@@ -422,6 +422,18 @@ _LAZY_NAMES = {
     "softmax_cross_entropy": "losses",
     "softmax_cross_entropy_with_integer_labels": "losses",
     "squared_error": "losses",
+    # L-BFGS and the zoom line search (imported on first use: `lbfgs`'s default line
+    # search is built then, not at `import eqopt`).
+    "LBFGS": "_alias.lbfgs",
+    "lbfgs": "_alias.lbfgs",
+    "ScaleByLBFGS": "_transforms.lbfgs",
+    "scale_by_lbfgs": "_transforms.lbfgs",
+    "ScaleByLBFGSState": "_transforms.lbfgs",
+    "ScaleByZoomLinesearch": "_linesearch.zoom",
+    "scale_by_zoom_linesearch": "_linesearch.zoom",
+    "ScaleByZoomLinesearchState": "_linesearch.zoom",
+    "ZoomLinesearchInfo": "_linesearch.zoom",
+    "value_and_grad_from_state": "_linesearch.value_and_grad",
 }
 
 
@@ -454,6 +466,24 @@ if TYPE_CHECKING:  # the same names, for static type checkers and IDEs
         projections as projections,
         second_order as second_order,
         utils as utils,
+    )
+    from ._alias.lbfgs import (
+        LBFGS as LBFGS,
+        lbfgs as lbfgs,
+    )
+    from ._linesearch.value_and_grad import (
+        value_and_grad_from_state as value_and_grad_from_state,
+    )
+    from ._linesearch.zoom import (
+        scale_by_zoom_linesearch as scale_by_zoom_linesearch,
+        ScaleByZoomLinesearch as ScaleByZoomLinesearch,
+        ScaleByZoomLinesearchState as ScaleByZoomLinesearchState,
+        ZoomLinesearchInfo as ZoomLinesearchInfo,
+    )
+    from ._transforms.lbfgs import (
+        scale_by_lbfgs as scale_by_lbfgs,
+        ScaleByLBFGS as ScaleByLBFGS,
+        ScaleByLBFGSState as ScaleByLBFGSState,
     )
     from .losses import (
         convex_kl_divergence as convex_kl_divergence,

@@ -115,8 +115,10 @@ def _eqopt_counterpart_instance(ours, theirs):
     if isinstance(ours, types.FunctionType) and isinstance(theirs, types.FunctionType):
         return ours.__module__.startswith("eqopt") and ours.__name__ == theirs.__name__
     if isinstance(theirs, optax.GradientTransformation):
-        # A default transformation (`sophia(hessian_diagonal_fn=...)`): Optax's is a
-        # NamedTuple of functions whose type does not say which; eqopt's a Module.
+        # A default transformation (`sophia(hessian_diagonal_fn=...)`,
+        # `lbfgs(linesearch=...)`): Optax's is a NamedTuple of closures whose type
+        # does not say which, so only the kind is compared here (the settings are
+        # checked in the family's tests, e.g. `tests/test_lbfgs.py`).
         return isinstance(ours, eqopt.GradientTransformation)
     return (
         type(ours).__module__.startswith("eqopt")

@@ -14,6 +14,7 @@ from . import (
     core,
     factored,
     inject,
+    lbfgs,
     linesearch,
     misc,
     sign,
@@ -30,6 +31,7 @@ REGISTRY: tuple[Case, ...] = (
     + factored.CASES
     + inject.CASES
     + linesearch.CASES
+    + lbfgs.CASES
     + misc.CASES
     + sign.CASES
     + tune.CASES
