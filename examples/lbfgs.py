@@ -1,7 +1,7 @@
 """Full-batch L-BFGS on an Equinox model, against backtracking gradient descent and Adam.
 
 Run inside the environment with `python examples/lbfgs.py [--steps N]` (or
-`python3 dev.py examples`, which runs every example briefly). About a minute on 2 CPU
+`python3 dev.py examples`, which runs every example briefly). About 20 s on 2 CPU
 cores.
 
 A small MLP (an Equinox model: its activation functions are leaves, nothing is
