@@ -34,6 +34,33 @@ _WHAT = {
 }
 
 
+#: How Optax's documentation calls a transformation that needs only the value
+#: (`scale_by_polyak`, `polyak_sgd`), shown in errors.
+VALUE_CALL = (
+    "value, grad = jax.value_and_grad(fn)(params)\n"
+    "updates, state = opt.update(grad, state, params, value=value)"
+)
+
+
+@no_type_check
+def extra_arguments(
+    owner: str, extra_args: dict[str, Any], names: tuple[str, ...], call: str
+) -> tuple[Any, ...]:
+    """The values of `names` in `update`'s keyword arguments, then a dict of the
+    others. A missing one (or `None`) is a `TypeError` naming each and showing `call`."""
+    missing = [n for n in names if extra_args.get(n) is None]
+    if missing:
+        what = "; ".join(f"`{n}` ({_WHAT[n]})" for n in missing)
+        raise TypeError(
+            f"`{owner}.update` needs the keyword argument{'s' * (len(missing) > 1)} "
+            f"{what}. Call it as in Optax's documentation:\n{call}\n(In a chain, pass "
+            "them to the chain's `update`: every transformation receives them and the "
+            "others ignore them.)"
+        )
+    rest = dict(extra_args)
+    return (*(rest.pop(n) for n in names), rest)
+
+
 @no_type_check
 def line_search_arguments(
     owner: str, params: Any, extra_args: dict[str, Any]
@@ -43,25 +70,21 @@ def line_search_arguments(
     A missing one is a `TypeError` naming it and showing the call of Optax's docs;
     keyword arguments that `value_fn` does not take are a `TypeError` (as in Optax).
     """
-    missing = [name for name in ("value", "grad", "value_fn") if name not in extra_args]
     if params is None:
-        missing.insert(0, "params")
-    if missing:
-        what = "; ".join(
-            f"`{n}` ({_WHAT.get(n, 'the current parameters')})" for n in missing
-        )
         raise TypeError(
-            f"`{owner}.update` needs {what}. Call it as in Optax's documentation:\n"
+            f"`{owner}.update` needs the current parameters `params` (the line search "
+            "evaluates the objective at `params + learning_rate * updates`):\n"
             f"{OPTAX_CALL}"
         )
-    extra_args = dict(extra_args)
-    value, grad, value_fn = (extra_args.pop(n) for n in ("value", "grad", "value_fn"))
+    value, grad, value_fn, rest = extra_arguments(
+        owner, extra_args, ("value", "grad", "value_fn"), OPTAX_CALL
+    )
     if not callable(value_fn):
         raise TypeError(
             f"`{owner}.update(value_fn=...)` must be a function of the parameters; got "
             f"{type(value_fn).__name__}."
         )
-    fn_kwargs, unused = _split_kwargs(value_fn, extra_args)
+    fn_kwargs, unused = _split_kwargs(value_fn, rest)
     if unused:
         raise TypeError(
             f"Unexpected keyword arguments passed to `{owner}.update`: "
@@ -69,6 +92,12 @@ def line_search_arguments(
             "arguments `value_fn` accepts (besides `value`, `grad`, `value_fn`)."
         )
     return value, grad, value_fn, fn_kwargs
+
+
+@no_type_check
+def cond_print(condition: Any, message: str, **values: Any) -> None:
+    """`jax.debug.print(message, **values)` when `condition` holds (at run time)."""
+    jax.lax.cond(condition, lambda: jax.debug.print(message, **values), lambda: None)
 
 
 @no_type_check

@@ -25,6 +25,7 @@ from .._numerics import safe_increment
 from .._tree import cast_like, to_dtype, upcast, zeros_like_params
 from ..tree_utils import tree_vdot
 from .common import (
+    cond_print,
     join_arrays,
     line_search_arguments,
     on_line,
@@ -619,15 +620,6 @@ def _fall_back(s: _Search) -> _Search:
 
 
 @no_type_check
-def _cond_print(condition: Array, message: str, **values: Any) -> None:
-    jax.lax.cond(
-        condition,
-        lambda: jax.debug.print(message, **values, ordered=True),
-        lambda: None,
-    )
-
-
-@no_type_check
 def _diagnose(s: _Search, fixed: _Fixed) -> None:
     """Optax's `verbose=True` messages, from the final loop state."""
     header = (
@@ -646,39 +638,39 @@ def _diagnose(s: _Search, fixed: _Fixed) -> None:
         curvature_error=s.curvature_error,
     )
     # The largest step was reached with sufficient decrease but no interval.
-    _cond_print(
+    cond_print(
         s.done & ~s.interval_found,
         header + FLAG_INTERVAL_NOT_FOUND + "\n" + FLAG_CURVATURE_COND_NOT_SATISFIED,
         **values,
     )
-    _cond_print(s.failed, header, **values)
+    cond_print(s.failed, header, **values)
     interval_length = jnp.abs(s.low - s.high)
-    _cond_print(
+    cond_print(
         s.failed & (interval_length <= fixed.settings["interval_threshold"]),
         FLAG_INTERVAL_TOO_SMALL + " Interval length: {interval_length}.",
         interval_length=interval_length,
     )
-    _cond_print(
+    cond_print(
         s.failed & (s.safe_stepsize > 0.0),
         FLAG_CURVATURE_COND_NOT_SATISFIED
         + " Stepsize ensuring sufficient decrease: {safe_stepsize}.",
         safe_stepsize=s.safe_stepsize,
     )
     no_step = s.failed & ~(s.safe_stepsize > 0.0)
-    _cond_print(no_step, FLAG_NO_STEPSIZE_FOUND)
+    cond_print(no_step, FLAG_NO_STEPSIZE_FOUND)
     descent = fixed.slope_init < 0.0
-    _cond_print(
+    cond_print(
         no_step & ~descent,
         FLAG_NOT_A_DESCENT_DIRECTION
         + "The slope (={slope_init}) at stepsize=0 should be negative",
         slope_init=fixed.slope_init,
     )
-    _cond_print(
+    cond_print(
         no_step & descent,
         "Consider augmenting the maximal number of linesearch iterations.",
     )
     eps = jnp.finfo(jnp.float32).eps
-    _cond_print(
+    cond_print(
         no_step & descent & (s.stepsize < eps),
         "Computed stepsize (={stepsize}) is below machine precision (={eps}), "
         "consider passing to higher precision like x64, using "
@@ -686,7 +678,7 @@ def _diagnose(s: _Search, fixed: _Fixed) -> None:
         stepsize=s.stepsize,
         eps=eps,
     )
-    _cond_print(
+    cond_print(
         no_step & descent & (jnp.abs(fixed.slope_init) > 1e16),
         "Very large absolute slope at stepsize=0. (|slope|={abs_slope_init}). "
         "The objective is badly conditioned. Consider reparameterizing objective "
@@ -695,12 +687,12 @@ def _diagnose(s: _Search, fixed: _Fixed) -> None:
         abs_slope_init=jnp.abs(fixed.slope_init),
     )
     outside_domain = jnp.isinf(s.decrease_error)
-    _cond_print(
+    cond_print(
         no_step & outside_domain,
         "Cannot even make a step without getting Inf or Nan. The linesearch won't "
         "make a step and the optimizer is stuck.",
     )
-    _cond_print(
+    cond_print(
         no_step & ~outside_domain,
         "Making an unsafe step, not decreasing enough the objective. Convergence of "
         "the solver is compromised as it does not reduce values.",

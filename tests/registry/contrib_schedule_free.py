@@ -10,7 +10,7 @@ import optax
 import eqopt
 from eqopt import contrib
 
-from .case import Case
+from .case import Case, InFloat32, value_args
 
 
 class Normalize(eqopt.GradientTransformation):
@@ -41,35 +41,12 @@ def _optax_normalize():
     return optax.GradientTransformation(lambda p: optax.EmptyState(), update)
 
 
-def _in_float32(loss):
-    """`loss` taking bfloat16 parameters too: the generic tests' losses hold float32
-    data, which strict dtype promotion does not mix with bfloat16."""
-
-    def wrapped(params):
-        return loss(
-            jax.tree.map(
-                lambda x: (
-                    x.astype(jnp.float32)
-                    if eqx.is_array(x) and x.dtype == jnp.bfloat16
-                    else x
-                ),
-                params,
-            )
-        )
-
-    return wrapped
-
-
-def _value(loss, params, grads):
-    return dict(value=_in_float32(loss)(params))
-
-
 def _obj_fn(loss, params, grads):
-    return dict(obj_fn=_in_float32(loss))
+    return dict(obj_fn=InFloat32(loss))
 
 
 def _grad_fn(loss, params, grads):
-    return dict(grad_fn=lambda p, i: eqx.filter_grad(_in_float32(loss))(p))
+    return dict(grad_fn=lambda p, i: eqx.filter_grad(InFloat32(loss))(p))
 
 
 # SAM's opaque mode is tested in `tests/test_contrib_schedule_free.py` (parity, an
@@ -208,7 +185,7 @@ CASES: tuple[Case, ...] = (
         lambda h: optax.chain(
             optax.sgd(h), optax.contrib.reduce_on_plateau(0.5, 2, rtol=0.05, cooldown=1)
         ),
-        extra_args=_value,
+        extra_args=value_args,
     ),
     Case(
         "reduce_on_plateau-factor-accumulated",
@@ -221,6 +198,6 @@ CASES: tuple[Case, ...] = (
             optax.contrib.reduce_on_plateau(h, 1, rtol=0.02, accumulation_size=2),
         ),
         0.5,
-        extra_args=_value,
+        extra_args=value_args,
     ),
 )

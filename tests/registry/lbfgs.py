@@ -4,40 +4,11 @@ Each case passes the line search's extra arguments as Optax's documentation does
 `update(grad, state, params, value=value, grad=grad, value_fn=loss)`.
 """
 
-from collections.abc import Callable
-
-import equinox as eqx
-import jax
-import jax.numpy as jnp
 import optax
 
 import eqopt
 
-from .case import Case
-
-
-class _AtLeastFloat32(eqx.Module):
-    """The loss of the generic tests, evaluated at parameters rounded up to float32:
-    its data are float32 and the tests run with strict dtype promotion, so it is not
-    defined at bfloat16 parameters (a line search evaluates the objective, not only
-    its gradient). A no-op for float32 and float64 parameters."""
-
-    loss: Callable
-
-    def __call__(self, params):
-        up = jax.tree.map(
-            lambda x: x.astype(jnp.float32) if _is_bfloat16(x) else x, params
-        )
-        return self.loss(up)
-
-
-def _is_bfloat16(x):
-    return eqx.is_array(x) and x.dtype == jnp.bfloat16
-
-
-def _line_search_args(loss, params, grads):
-    value_fn = _AtLeastFloat32(loss)
-    return dict(value=value_fn(params), grad=grads, value_fn=value_fn)
+from .case import Case, linesearch_args
 
 
 CASES: tuple[Case, ...] = (
@@ -46,7 +17,7 @@ CASES: tuple[Case, ...] = (
         lambda h: eqopt.lbfgs(learning_rate=h),
         lambda h: optax.lbfgs(learning_rate=h),
         0.5,
-        extra_args=_line_search_args,
+        extra_args=linesearch_args,
         moments_like_params=False,  # the memory stacks `memory_size` of each parameter
     ),
     Case(
@@ -54,7 +25,7 @@ CASES: tuple[Case, ...] = (
         lambda h: eqopt.lbfgs(),
         lambda h: optax.lbfgs(),
         None,
-        extra_args=_line_search_args,
+        extra_args=linesearch_args,
         moments_like_params=False,
     ),
     Case(
@@ -73,7 +44,7 @@ CASES: tuple[Case, ...] = (
             optax.sgd(h), optax.scale_by_zoom_linesearch(max_linesearch_steps=15)
         ),
         1.0,
-        extra_args=_line_search_args,
+        extra_args=linesearch_args,
     ),
     Case(
         "scale_by_zoom_linesearch-max_learning_rate",
@@ -86,6 +57,6 @@ CASES: tuple[Case, ...] = (
             optax.scale_by_zoom_linesearch(8, max_learning_rate=h, curv_rtol=0.5),
         ),
         0.3,
-        extra_args=_line_search_args,
+        extra_args=linesearch_args,
     ),
 )

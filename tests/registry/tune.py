@@ -4,8 +4,7 @@ import optax
 
 import eqopt
 
-from .case import Case
-from .linesearch import value_args
+from .case import Case, value_args
 
 
 CASES: tuple[Case, ...] = (
