@@ -6,7 +6,17 @@ optimiser gets every generic test by being added to its family's module here, an
 module's `CASES` to `REGISTRY` below.
 """
 
-from . import adam, combine, core, factored, inject, misc, sign, wrappers
+from . import (
+    adam,
+    combine,
+    contrib_adaptive,
+    core,
+    factored,
+    inject,
+    misc,
+    sign,
+    wrappers,
+)
 from .case import Case as Case, SCHEDULE_NAMES as SCHEDULE_NAMES, SCHEDULES as SCHEDULES
 
 
@@ -19,6 +29,7 @@ REGISTRY: tuple[Case, ...] = (
     + misc.CASES
     + sign.CASES
     + wrappers.CASES
+    + contrib_adaptive.CASES
 )
 SCHEDULED: tuple[Case, ...] = core.SCHEDULED
 
