@@ -1,6 +1,9 @@
 """Learning-rate-free optimisers of `eqopt.contrib`: Prodigy, D-Adaptation, DoG, DoWG,
 Mechanic, COCOB and MoMo."""
 
+import equinox as eqx
+import jax
+import jax.numpy as jnp
 import optax
 
 import eqopt
@@ -10,8 +13,14 @@ from .case import _mask, Case
 
 
 def _with_value(loss, params, grads):
-    """MoMo's extra argument: the loss at the parameters."""
-    return dict(value=loss(params))
+    """MoMo's extra argument: the loss at the parameters (bfloat16 ones upcast to
+    float32, since the test losses hold float32 data and promotion is strict)."""
+    upcast = lambda x: (  # noqa: E731
+        x.astype(jnp.float32)
+        if eqx.is_inexact_array(x) and jnp.finfo(x.dtype).bits < 32
+        else x
+    )
+    return dict(value=loss(jax.tree.map(upcast, params)))
 
 
 # float32 hyperparameter leaves against Optax's double-precision constants (`1 - b2`,
