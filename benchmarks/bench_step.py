@@ -81,17 +81,48 @@ def registered_optimisers(only=None):
     out = {}
     for case in REGISTRY:
         h = 0.1 if case.h is None else case.h
-        if case.reference is None or not isinstance(
-            case.make(h), eqopt.AbstractOptimiser
-        ):
+        if case.reference is None or not _is_optimiser(case.id, case.make(h)):
             continue
         if only and not any(s in case.id for s in only):
             continue
         out[case.id] = (
-            lambda case=case, h=h: case.make(h),
-            lambda case=case, h=h: case.reference(h),
+            lambda case=case, h=h: _with_extra_args(case, case.make(h)),
+            lambda case=case, h=h: _with_extra_args(case, case.reference(h), True),
         )
     return out
+
+
+def _is_optimiser(case_id, opt):
+    """An optimiser alias, or an `eqopt.contrib` optimiser (Prodigy, Mechanic...: one
+    transformation, not a chain), but no `scale_by_*` block on its own."""
+    contrib = type(opt).__module__.startswith("eqopt.contrib")
+    return isinstance(opt, eqopt.AbstractOptimiser) or (
+        contrib and not case_id.startswith("scale_by")
+    )
+
+
+class _ExtraArgs(eqx.Module):
+    """An optimiser whose `update` gets the extra arguments its registry case gives
+    (MoMo's `value`), from a constant loss: the same work for eqopt and Optax."""
+
+    inner: object
+    extra_args: object = eqx.field(static=True)
+
+    def init(self, params):
+        return self.inner.init(params)
+
+    def update(self, updates, state, params=None):
+        extra = self.extra_args(lambda p: jnp.zeros([]), params, updates)
+        return self.inner.update(updates, state, params, **extra)
+
+
+def _with_extra_args(case, opt, reference=False):
+    if case.extra_args is None:
+        return opt
+    if reference:
+        wrapped = _ExtraArgs(opt, case.extra_args)
+        return optax.GradientTransformation(wrapped.init, wrapped.update)
+    return _ExtraArgs(opt, case.extra_args)
 
 
 def state_megabytes(state):

@@ -21,6 +21,7 @@ from .._tree import (
     zeros_like_params,
 )
 from ._parameter_free import (
+    dot,
     leaf_sums,
     placeholders,
     safe_divide,
@@ -151,7 +152,7 @@ class DAdaptAdamW(GradientTransformation):
             x = upcast(g)
             b1, b2, beta, one_minus_beta, eps, dlr, weight_decay = scalars(x.dtype)
             m, v, s = (to_dtype(a, x.dtype) for a in (exp_avg, exp_avg_sq, grad_sum))
-            numerator = jnp.vdot(x, s / (safe_sqrt(v) + eps))
+            numerator = dot(x, s / (safe_sqrt(v) + eps))
             m = b1 * m + (1 - b1) * dlr * x
             v = b2 * v + (1 - b2) * x * x
             s = beta * s + one_minus_beta * dlr * x

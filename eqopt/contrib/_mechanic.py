@@ -21,6 +21,7 @@ from .._tree import (
     zeros_like_params,
 )
 from ._parameter_free import (
+    dot,
     initial,
     leaf_sums,
     placeholders,
@@ -175,7 +176,7 @@ class Mechanize(GradientTransformation):
             x0 = initial(first_step, p, x0)
             p_ = to_dtype(p, x.dtype)
             delta_prev = (to_dtype(x0, x.dtype) - p_) / denominator
-            return g, p, x0, (jnp.vdot(x + decay * p_, delta_prev),)
+            return g, p, x0, (dot(x + decay * p_, delta_prev),)
 
         names = ("updates", "params", "state.x0")
         _, _, x0, partials = map_leaves(

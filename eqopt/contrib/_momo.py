@@ -23,6 +23,7 @@ from .._tree import (
     zeros_like_params,
 )
 from ._parameter_free import (
+    dot,
     leaf_sums,
     placeholders,
     safe_divide,
@@ -172,7 +173,7 @@ class Momo(GradientTransformation):
             (bt,) = bt_in(x.dtype)
             d = bt * to_dtype(exp_avg, x.dtype) + (1 - bt) * x
             p_ = to_dtype(p, x.dtype)
-            sums = (jnp.vdot(x, p_), jnp.sum(abs_sq(d)), jnp.vdot(d, p_))
+            sums = (dot(x, p_), jnp.sum(abs_sq(d)), dot(d, p_))
             return g, to_dtype(d, exp_avg.dtype), p, sums
 
         names = ("updates", "state.exp_avg", "params")
@@ -351,7 +352,7 @@ class MomoAdam(GradientTransformation):
             x = upcast(g)
             m, v, precond = moments(x, exp_avg, exp_avg_sq)
             p_ = to_dtype(p, x.dtype)
-            sums = (jnp.vdot(x, p_), jnp.vdot(m, m / precond), jnp.vdot(m, p_))
+            sums = (dot(x, p_), dot(m, m / precond), dot(m, p_))
             return (
                 g,
                 to_dtype(m, exp_avg.dtype),

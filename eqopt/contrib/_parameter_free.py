@@ -78,3 +78,11 @@ def safe_divide(numerator: Array, denominator: Array) -> Array:
     branch divides by one, not zero)."""
     zero = denominator == 0
     return jnp.where(zero, 0, numerator / jnp.where(zero, 1, denominator))
+
+
+@no_type_check
+def dot(a: Array, b: Array) -> Array:
+    r"""$\langle a, b \rangle = \sum_i \bar a_i b_i$, as `jnp.vdot` but elementwise then
+    summed, which keeps working on arrays sharded over an explicit mesh (a contraction
+    over sharded axes needs an output sharding)."""
+    return jnp.sum((a.conj() if jnp.iscomplexobj(a) else a) * b)

@@ -22,6 +22,7 @@ from .._tree import (
     zeros_like_params,
 )
 from ._parameter_free import (
+    dot,
     initial,
     leaf_sums,
     placeholders,
@@ -198,7 +199,7 @@ class Prodigy(GradientTransformation):
             new_grad_sum = b3 * to_dtype(grad_sum, x.dtype) + weight * dg / d0
             params0 = initial(first_step, p, params0)
             difference = to_dtype(params0, x.dtype) - to_dtype(p, x.dtype)
-            sums = (jnp.vdot(x, difference), jnp.sum(jnp.abs(new_grad_sum)))
+            sums = (dot(x, difference), jnp.sum(jnp.abs(new_grad_sum)))
             return (
                 g,
                 to_dtype(new_exp_avg, exp_avg.dtype),

@@ -100,12 +100,15 @@ CASES: tuple[Case, ...] = (
         lambda h: contrib.mechanize(eqopt.sgd(h, 0.9)),
         lambda h: optax.contrib.mechanize(optax.sgd(h, 0.9)),
         0.1,
+        # Mechanic's `r`, `m`, `v`, `s` have shape `(num_betas,)`, no parameter's.
+        moments_like_params=False,
     ),
     Case(
         "mechanize-adam-weight_decay",
         lambda h: contrib.mechanize(eqopt.adam(0.1), weight_decay=h, num_betas=3),
         lambda h: optax.contrib.mechanize(optax.adam(0.1), weight_decay=h, num_betas=3),
         0.1,
+        moments_like_params=False,
     ),
     Case(
         "scale_by_cocob",
