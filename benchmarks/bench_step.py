@@ -155,7 +155,11 @@ def bench_large_step(repeats, optimisers):
             else:
                 jitted = jax.jit(update_step(opt, apply), donate_argnums=(0, 1))
                 run = lambda p, s, jitted=jitted: jitted(p, s, grads)  # noqa: E731
-            state = opt.init(params)
+            # Copies: Optax's Prodigy, DoG, COCOB... keep the parameters given to
+            # `init` in their state, and Optax's COCOB one zeros array in three state
+            # fields; the step donates the state (eqopt's state never aliases).
+            state = opt.init([x.copy() for x in params])
+            state = jax.tree.map(lambda x: x.copy() if eqx.is_array(x) else x, state)
             if not as_argument:
                 megabytes.append(state_megabytes(state))
             box = list(run([x.copy() for x in params], state))  # compile

@@ -4,6 +4,7 @@ from collections.abc import Callable
 from typing import Any, no_type_check
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
@@ -25,7 +26,7 @@ from .._tree import (
     upcast,
     zeros_like_params,
 )
-from ._parameter_free import initial
+from ._parameter_free import capture_initial
 
 
 class COCOBState(eqx.Module):
@@ -110,7 +111,6 @@ class ScaleByCOCOB(GradientTransformation):
             dtype = c.dtype
             x = upcast(c)
             (alpha,) = alpha_in(x.dtype)
-            x0 = initial(G == 0, p, x0)  # no gradient yet: the parameter has not moved
             p_, x0_ = to_dtype(p, x.dtype), to_dtype(x0, x.dtype)
             C_, L_, G_, R_ = (to_dtype(a, x.dtype) for a in (C, L, G, R))
             L_ = jnp.maximum(L_, jnp.abs(x))
@@ -137,11 +137,18 @@ class ScaleByCOCOB(GradientTransformation):
             "state.subgradients",
             "state.reward",
         )
+        init_particles = capture_initial(
+            _maybe_first_step(state.subgradients),
+            params,
+            state.init_particles,
+            "state.init_particles",
+            zero_if_unmoved=state.subgradients,
+        )
         updates, _, init_particles, C, L, G, R = map_leaves(
             rule,
             updates,
             params,
-            state.init_particles,
+            init_particles,
             state.cumulative_gradients,
             state.scale,
             state.subgradients,
@@ -149,6 +156,19 @@ class ScaleByCOCOB(GradientTransformation):
             names=names,
         )
         return updates, COCOBState(init_particles, C, L, G, R)
+
+
+@no_type_check
+def _maybe_first_step(subgradients: Moments) -> Array:
+    """Whether the smallest leaf of $G$ is all zeros: true at the first step (and
+    while its elements have seen no gradient), false once some step has moved a
+    parameter. Where it is true, the parameters are stored where $G = 0$ (unmoved
+    elements); a cheap test (one small leaf) that spares every other step a pass over
+    the initial parameters."""
+    leaves = [x for x in jax.tree.leaves(subgradients) if eqx.is_array(x)]
+    if not leaves:
+        return jnp.asarray(False)
+    return jnp.all(min(leaves, key=lambda x: x.size) == 0)
 
 
 class Cocob(AbstractOptimiser):

@@ -31,7 +31,7 @@ from .._tree import (
     zeros_like_params,
 )
 from ._parameter_free import (
-    initial,
+    capture_initial,
     leaf_sums,
     placeholders,
     scalar_dtype,
@@ -120,7 +120,7 @@ class ScaleByDoG(GradientTransformation):
         @no_type_check
         def statistics(g, init_params, p, _):
             x = upcast(g)
-            x0 = initial(first_step, p, init_params)
+            x0 = init_params
             p_ = to_dtype(p, x.dtype)
             squares = (
                 jnp.sum(abs_sq(to_dtype(x0, x.dtype) - p_)),
@@ -131,10 +131,13 @@ class ScaleByDoG(GradientTransformation):
             return g, x0, p, squares
 
         names = ("updates", "state.init_params", "params")
+        init_params = capture_initial(
+            first_step, params, state.init_params, "state.init_params"
+        )
         _, init_params, _, partials = map_leaves(
             statistics,
             updates,
-            state.init_params,
+            init_params,
             params,
             placeholders(updates),
             names=names,
@@ -304,15 +307,17 @@ class ScaleByDoWG(GradientTransformation):
         @no_type_check
         def statistics(g, init_params, p, _):
             x = upcast(g)
-            x0 = initial(first_step, p, init_params)
-            difference = to_dtype(x0, x.dtype) - to_dtype(p, x.dtype)
-            return g, x0, p, (jnp.sum(abs_sq(difference)), jnp.sum(abs_sq(x)))
+            difference = to_dtype(init_params, x.dtype) - to_dtype(p, x.dtype)
+            return g, init_params, p, (jnp.sum(abs_sq(difference)), jnp.sum(abs_sq(x)))
 
         names = ("updates", "state.init_params", "params")
+        init_params = capture_initial(
+            first_step, params, state.init_params, "state.init_params"
+        )
         _, init_params, _, partials = map_leaves(
             statistics,
             updates,
-            state.init_params,
+            init_params,
             params,
             placeholders(updates),
             names=names,

@@ -21,8 +21,8 @@ from .._tree import (
     zeros_like_params,
 )
 from ._parameter_free import (
+    capture_initial,
     dot,
-    initial,
     leaf_sums,
     placeholders,
     scalar_dtype,
@@ -173,14 +173,14 @@ class Mechanize(GradientTransformation):
         def inner_product(g, p, x0, _):
             x = upcast(g)
             decay, denominator = h_in(x.dtype)
-            x0 = initial(first_step, p, x0)
             p_ = to_dtype(p, x.dtype)
             delta_prev = (to_dtype(x0, x.dtype) - p_) / denominator
             return g, p, x0, (dot(x + decay * p_, delta_prev),)
 
         names = ("updates", "params", "state.x0")
+        x0 = capture_initial(first_step, params, state.x0, "state.x0")
         _, _, x0, partials = map_leaves(
-            inner_product, updates, params, state.x0, placeholders(updates), names=names
+            inner_product, updates, params, x0, placeholders(updates), names=names
         )
         (h,) = sums_or_zeros(leaf_sums(updates, partials), 1, dtype)
         h = to_dtype(h, dtype)

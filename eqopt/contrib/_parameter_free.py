@@ -17,9 +17,10 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
 from jaxtyping import Array
 
-from .._tree import compute_dtype
+from .._tree import compute_dtype, structure_mismatch, to_dtype
 from ..tree_utils._leaves import is_none
 
 
@@ -66,10 +67,41 @@ def sums_or_zeros(sums: tuple[Array, ...], n: int, dtype: Any) -> tuple[Array, .
 
 
 @no_type_check
-def initial(first_step: Array, current: Array, stored: Array) -> Array:
-    """At the first step the current value (the parameters seen then), else the stored
-    one: how the initial parameters enter the state without `init` reading them."""
-    return jnp.where(first_step, current, stored)
+def capture_initial(
+    first_step: Array, params: Any, stored: Any, name: str, zero_if_unmoved: Any = None
+) -> Any:
+    """`stored` (a tree of the initial parameters, zeros from `init`), or at the first
+    step the parameters seen now: how the initial parameters enter the state without
+    `init` reading them.
+
+    A `lax.cond` on the scalar `first_step`: at every later step the stored arrays pass
+    through untouched (no pass over them, nothing written; a `jnp.where` would rewrite
+    them at each step). With `zero_if_unmoved` (a tree like `stored` that is zero
+    where no step has moved the parameter yet, COCOB's sums of gradient magnitudes),
+    that branch stores the parameters only there and keeps the rest.
+    """
+    treedef = jax.tree.structure(stored, is_leaf=is_none)
+    try:
+        flat_params = treedef.flatten_up_to(params)
+    except (ValueError, TypeError) as e:
+        raise structure_mismatch((name, "params"), (stored, params)) from e
+    flat_stored = treedef.flatten_up_to(stored)
+    where = [i for i, s in enumerate(flat_stored) if eqx.is_array(s)]
+    old = [flat_stored[i] for i in where]
+    new = [to_dtype(flat_params[i], flat_stored[i].dtype) for i in where]
+    if zero_if_unmoved is not None:
+        flat_zero = treedef.flatten_up_to(zero_if_unmoved)
+        unmoved = [flat_zero[i] for i in where]
+        captured = lax.cond(
+            first_step,
+            lambda: [jnp.where(z == 0, n, o) for z, n, o in zip(unmoved, new, old)],
+            lambda: old,
+        )
+    else:
+        captured = lax.cond(first_step, lambda: new, lambda: old)
+    for i, x in zip(where, captured):
+        flat_stored[i] = x
+    return treedef.unflatten(flat_stored)
 
 
 @no_type_check

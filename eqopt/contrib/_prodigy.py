@@ -22,8 +22,8 @@ from .._tree import (
     zeros_like_params,
 )
 from ._parameter_free import (
+    capture_initial,
     dot,
-    initial,
     leaf_sums,
     placeholders,
     safe_divide,
@@ -197,7 +197,6 @@ class Prodigy(GradientTransformation):
             _, _, b3, _, d0, weight = scalars(x.dtype)
             new_exp_avg, new_exp_avg_sq, dg = moments(x, exp_avg, exp_avg_sq)
             new_grad_sum = b3 * to_dtype(grad_sum, x.dtype) + weight * dg / d0
-            params0 = initial(first_step, p, params0)
             difference = to_dtype(params0, x.dtype) - to_dtype(p, x.dtype)
             sums = (dot(x, difference), jnp.sum(jnp.abs(new_grad_sum)))
             return (
@@ -218,13 +217,14 @@ class Prodigy(GradientTransformation):
             "state.params0",
             "params",
         )
+        params0 = capture_initial(first_step, params, state.params0, "state.params0")
         _, exp_avg, exp_avg_sq, grad_sum, params0, _, partials = map_leaves(
             statistics,
             updates,
             state.exp_avg,
             state.exp_avg_sq,
             state.grad_sum,
-            state.params0,
+            params0,
             params,
             placeholders(updates),
             names=names,
