@@ -204,6 +204,9 @@ class Cocob(AbstractOptimiser):
         static=True, converter=freeze_mask, default=None
     )
 
+    def __check_init__(self):
+        check_hyperparameters("cocob", self, alpha=NONNEGATIVE, eps=NONNEGATIVE)
+
     def as_chain(self) -> Chain:
         return Chain(
             (

@@ -236,6 +236,9 @@ class Dog(AbstractOptimiser):
         static=True, converter=freeze_mask, default=None
     )
 
+    def __check_init__(self):
+        check_hyperparameters("dog", self, eps=NONNEGATIVE, weight_decay=NONNEGATIVE)
+
     def as_chain(self) -> Chain:
         return Chain(
             (
@@ -387,6 +390,15 @@ class Dowg(AbstractOptimiser):
     mask: FrozenMask | Callable | None = eqx.field(
         static=True, converter=freeze_mask, default=None
     )
+
+    def __check_init__(self):
+        check_hyperparameters(
+            "dowg",
+            self,
+            init_estim_sq_dist=NONNEGATIVE,
+            eps=NONNEGATIVE,
+            weight_decay=NONNEGATIVE,
+        )
 
     def as_chain(self) -> Chain:
         return Chain(

@@ -82,8 +82,8 @@ class Mechanize(GradientTransformation):
     **Arguments:**
 
     - `base_optimizer`: the optimiser whose updates are scaled (any eqopt
-        transformation, with its learning rate, 1.0 or a schedule peaking at 1.0,
-        recommended).
+        transformation; an Optax one through `eqopt.interop.from_optax`), with its
+        learning rate (1.0, or a schedule peaking at 1.0, is recommended).
     - `weight_decay`: $\lambda$, Mechanic's own weight decay (not the base's).
     - `eps`: $\epsilon$.
     - `s_init`: $s_{\text{init}}$, the initial scale.
@@ -102,12 +102,6 @@ class Mechanize(GradientTransformation):
     num_betas: int = eqx.field(static=True, default=6)
 
     def __check_init__(self):
-        if not isinstance(self.base_optimizer, GradientTransformation):
-            raise TypeError(
-                "`mechanize(base_optimizer=...)` must be an eqopt transformation; got "
-                f"{type(self.base_optimizer).__name__}. Wrap an Optax one with "
-                "`eqopt.interop.from_optax`."
-            )
         if self.num_betas < 1:
             raise ValueError(
                 "`mechanize(num_betas=...)` must be at least 1; got "
