@@ -5,6 +5,7 @@ from typing import Any, no_type_check
 
 import equinox as eqx
 import jax.numpy as jnp
+from jax import lax
 from jaxtyping import Array, Bool, Float
 
 from .._alias.base import AbstractOptimiser, LearningRate
@@ -24,6 +25,7 @@ from .._transforms.scaling import ScaleByLearningRate
 from .._tree import (
     cast,
     cast_per_dtype,
+    global_norm_squared,
     map_leaves,
     require_params,
     to_dtype,
@@ -115,19 +117,13 @@ class ScaleByDoG(GradientTransformation):
     ) -> tuple[Updates, DoGState]:
         require_params("dog", params)
         first_step = state.is_init_step
-        kind = self.init_step.kind
 
         @no_type_check
         def statistics(g, init_params, p, _):
             x = upcast(g)
             x0 = init_params
             p_ = to_dtype(p, x.dtype)
-            squares = (
-                jnp.sum(abs_sq(to_dtype(x0, x.dtype) - p_)),
-                jnp.sum(abs_sq(x)),
-                # Only the heuristic's first step reads it.
-                jnp.sum(abs_sq(p_)) if kind == "heuristic" else jnp.zeros([], x.dtype),
-            )
+            squares = (jnp.sum(abs_sq(to_dtype(x0, x.dtype) - p_)), jnp.sum(abs_sq(x)))
             return g, x0, p, squares
 
         names = ("updates", "state.init_params", "params")
@@ -143,18 +139,23 @@ class ScaleByDoG(GradientTransformation):
             names=names,
         )
         dtype = state.max_dist.dtype
-        distance_sq, grads_sq, params_sq = (
+        distance_sq, grads_sq = (
             to_dtype(s, dtype)
-            for s in sums_or_zeros(leaf_sums(updates, partials), 3, dtype)
+            for s in sums_or_zeros(leaf_sums(updates, partials), 2, dtype)
         )
         value, eps = cast(dtype, self.init_step.value, self.eps)
-        if kind == "distance":
-            r_epsilon = value
-        elif kind == "heuristic":
-            r_epsilon = value * (1 + safe_sqrt(params_sq))
-        else:
-            r_epsilon = jnp.zeros([], dtype)
-        previous = jnp.where(first_step, r_epsilon, state.max_dist)
+        kind = self.init_step.kind
+
+        @no_type_check
+        def r_epsilon():
+            if kind == "distance":
+                return value
+            if kind == "heuristic":  # a pass over the parameters, at step 0 only
+                norm = safe_sqrt(to_dtype(global_norm_squared(params), dtype))
+                return value * (1 + norm)
+            return jnp.zeros([], dtype)
+
+        previous = lax.cond(first_step, r_epsilon, lambda: state.max_dist)
         max_dist = jnp.maximum(previous, safe_sqrt(distance_sq))
         sum_sq_norm_grads = state.sum_sq_norm_grads + grads_sq
         learning_rate = max_dist / safe_sqrt(sum_sq_norm_grads + eps)

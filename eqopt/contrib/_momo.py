@@ -53,10 +53,8 @@ def require_value(owner: str, extra_args: dict) -> Array:
 def polyak_step(
     barf, gamma, iprod, norm_sq, alpha, weight_decay, lower_bound, lb, bc1, cap_alpha
 ):
-    """MoMo's step size and new lower bound (`bc1 = 1` for plain MoMo).
-
-    Returns `(tau, this_lb)`, where `this_lb` is the (possibly reset) lower bound.
-    """
+    """MoMo's step size $\tau$ (`bc1 = 1` for plain MoMo; `lower_bound` is `None`
+    unless the lower bound `lb` is adapted, reset first where the model says so)."""
     decay = 1 + alpha * weight_decay
     if lower_bound is not None:  # adapt the lower bound
         cap = decay * (barf - gamma) + iprod
@@ -68,7 +66,7 @@ def polyak_step(
     gap = jnp.maximum(decay * (barf - bc1 * lb - gamma) + iprod, 0)
     # No step where the momentum vanishes (a derivative-safe division there).
     t1 = jnp.where(norm_sq <= _TINY, 0, safe_divide(gap, norm_sq))
-    return jnp.minimum(cap_alpha, t1), lb
+    return jnp.minimum(cap_alpha, t1)
 
 
 class MomoState(eqx.Module):
@@ -187,7 +185,7 @@ class Momo(GradientTransformation):
         gamma = bt * state.gamma + (1 - bt) * grad_param
         adapt = lower_bound if self.adapt_lower_bound else None
         one = jnp.ones([], dtype)
-        tau, this_lb = polyak_step(
+        tau = polyak_step(
             barf,
             gamma,
             iprod,
@@ -217,7 +215,6 @@ class Momo(GradientTransformation):
             )
         else:
             new_lb = state.lb
-        del this_lb
         return updates, MomoState(
             exp_avg=exp_avg,
             barf=barf,
@@ -377,7 +374,7 @@ class MomoAdam(GradientTransformation):
         )
         gamma = b1 * state.gamma + (1 - b1) * grad_param
         adapt = lower_bound if self.adapt_lower_bound else None
-        tau, _ = polyak_step(
+        tau = polyak_step(
             barf,
             gamma,
             iprod,
