@@ -15,6 +15,16 @@ from ._acprop import (
     scale_by_acprop as scale_by_acprop,
     ScaleByACProp as ScaleByACProp,
 )
+from ._cocob import (
+    cocob as cocob,
+    COCOBState as COCOBState,
+    scale_by_cocob as scale_by_cocob,
+)
+from ._dadapt_adamw import (
+    dadapt_adamw as dadapt_adamw,
+    DAdaptAdamWState as DAdaptAdamWState,
+)
+from ._dog import dog as dog, DoGState as DoGState, dowg as dowg, DoWGState as DoWGState
 from ._galore import (
     GaLore as GaLore,
     galore as galore,
@@ -30,6 +40,13 @@ from ._madgrad import (
     scale_by_madgrad as scale_by_madgrad,
     ScaleByMadgrad as ScaleByMadgrad,
 )
+from ._mechanic import MechanicState as MechanicState, mechanize as mechanize
+from ._momo import (
+    momo as momo,
+    momo_adam as momo_adam,
+    MomoAdamState as MomoAdamState,
+    MomoState as MomoState,
+)
 from ._privacy import (
     differentially_private_aggregate as differentially_private_aggregate,
     DifferentiallyPrivateAggregate as DifferentiallyPrivateAggregate,
@@ -37,6 +54,7 @@ from ._privacy import (
     DPSGD as DPSGD,
     dpsgd as dpsgd,
 )
+from ._prodigy import prodigy as prodigy, ProdigyState as ProdigyState
 from ._sam import SAM as SAM, sam as sam, SAMState as SAMState
 from ._schedule_free import (
     schedule_free as schedule_free,

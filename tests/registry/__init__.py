@@ -9,6 +9,7 @@ module's `CASES` to `REGISTRY` below.
 from . import (
     adam,
     combine,
+    contrib_adaptive,
     contrib_misc,
     contrib_schedule_free,
     core,
@@ -38,6 +39,7 @@ REGISTRY: tuple[Case, ...] = (
     + wrappers.CASES
     + contrib_schedule_free.CASES
     + contrib_misc.CASES
+    + contrib_adaptive.CASES
 )
 SCHEDULED: tuple[Case, ...] = core.SCHEDULED
 
