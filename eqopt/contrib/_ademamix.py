@@ -7,6 +7,7 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, DTypeLike, Float
 
+from .._alias.base import AbstractOptimiser, LearningRate
 from .._base import GradientTransformation
 from .._checks import check_hyperparameters, NONNEGATIVE, UNIT
 from .._combine import Chain
@@ -18,7 +19,6 @@ from .._transforms.adaptive import adam_denominator, decay_weights, ema
 from .._transforms.decay import AddDecayedWeights
 from .._transforms.scaling import ScaleByLearningRate
 from .._tree import cast_per_dtype, map_leaves, to_dtype, upcast, zeros_like_params
-from .._alias.base import AbstractOptimiser, LearningRate
 
 
 class ScaleByAdemamixState(eqx.Module):

@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, DTypeLike, Float
 
+from .._alias.base import AbstractOptimiser, LearningRate
 from .._base import GradientTransformation
 from .._checks import check_hyperparameters, NONNEGATIVE, UNIT
 from .._combine import Chain
@@ -17,7 +18,6 @@ from .._numerics import abs_sq, safe_increment, safe_sqrt
 from .._transforms.adaptive import ScaleByAdamState
 from .._transforms.scaling import ScaleByLearningRate
 from .._tree import cast_per_dtype, map_leaves, to_dtype, upcast, zeros_like_params
-from .._alias.base import AbstractOptimiser, LearningRate
 
 
 _quarter_power = lambda x: x**0.25  # noqa: E731  (Optax's default, a lambda too)

@@ -22,6 +22,8 @@ import numpy as np
 from jax.sharding import AxisType, NamedSharding, PartitionSpec
 from jaxtyping import Array, DTypeLike, Float
 
+from .._alias.adam import AdamW
+from .._alias.base import AbstractOptimiser, LearningRate
 from .._base import EmptyState, GradientTransformation
 from .._checks import check_hyperparameters, NONNEGATIVE, UNIT
 from .._combine import Chain
@@ -40,8 +42,6 @@ from .._transforms.adaptive import debiased_mean, decay_weights, ema
 from .._transforms.decay import AddDecayedWeights
 from .._transforms.scaling import ScaleByLearningRate
 from .._tree import cast, is_none, map_leaves, to_dtype, upcast, zeros_like_params
-from .._alias.adam import AdamW
-from .._alias.base import AbstractOptimiser, LearningRate
 
 
 _DEFAULT_NS_COEFFS = (3.4445, -4.7750, 2.0315)
