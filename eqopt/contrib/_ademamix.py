@@ -12,13 +12,20 @@ from .._base import GradientTransformation
 from .._checks import check_hyperparameters, NONNEGATIVE, UNIT
 from .._combine import Chain
 from .._custom_types import Count, Moments, Params, Updates
-from .._hyperparams import as_hyperparameter, as_scalar, value_at
+from .._hyperparams import as_hyperparameter, as_scalar, is_scheduled, value_at
 from .._masking import freeze_mask, FrozenMask
 from .._numerics import abs_sq, bias_correction, safe_increment
 from .._transforms.adaptive import adam_denominator, decay_weights, ema
 from .._transforms.decay import AddDecayedWeights
 from .._transforms.scaling import ScaleByLearningRate
 from .._tree import cast_per_dtype, map_leaves, to_dtype, upcast, zeros_like_params
+
+
+@no_type_check
+def _check_b3(owner: str, opt: Any) -> None:
+    """`b3` in [0, 1), unless it is a schedule (whose values are not checked)."""
+    if not is_scheduled(opt.b3):
+        check_hyperparameters(owner, opt, b3=UNIT)
 
 
 class ScaleByAdemamixState(eqx.Module):
@@ -81,10 +88,11 @@ class ScaleByAdemamix(GradientTransformation):
             self,
             b1=UNIT,
             b2=UNIT,
-            b3=UNIT,
             eps=NONNEGATIVE,
             eps_root=NONNEGATIVE,
         )
+
+        _check_b3("scale_by_ademamix", self)
 
     def init(self, params: Params) -> ScaleByAdemamixState:
         return ScaleByAdemamixState(
@@ -198,10 +206,11 @@ class AdEMAMix(AbstractOptimiser):
             self,
             b1=UNIT,
             b2=UNIT,
-            b3=UNIT,
             eps=NONNEGATIVE,
             eps_root=NONNEGATIVE,
         )
+
+        _check_b3("ademamix", self)
 
     def as_chain(self) -> Chain:
         scale = ScaleByAdemamix(

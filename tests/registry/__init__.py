@@ -6,7 +6,7 @@ optimiser gets every generic test by being added to its family's module here, an
 module's `CASES` to `REGISTRY` below.
 """
 
-from . import adam, combine, core, factored, inject, misc, sign, wrappers
+from . import adam, combine, contrib_muon, core, factored, inject, misc, sign, wrappers
 from .case import Case as Case, SCHEDULE_NAMES as SCHEDULE_NAMES, SCHEDULES as SCHEDULES
 
 
@@ -14,6 +14,7 @@ REGISTRY: tuple[Case, ...] = (
     core.CASES
     + adam.CASES
     + combine.CASES
+    + contrib_muon.CASES
     + factored.CASES
     + inject.CASES
     + misc.CASES
