@@ -66,6 +66,9 @@ def _alpha(schedules):
     return schedules.linear_schedule(0.0, 5.0, 8)
 
 
+# Muon's state holds its Newton-Schulz coefficients (Optax's `MuonState.ns_coeffs`),
+# which are not laid out like a parameter: the generic sharding test checks Muon's
+# numbers and parameter layouts, and `test_contrib_muon.py` its momentum's layout.
 CASES: tuple[Case, ...] = (
     # Transformations (Muon's only on matrices: other leaves pass through `masked`).
     Case(
@@ -80,6 +83,7 @@ CASES: tuple[Case, ...] = (
         ),
         0.9,
         False,
+        moments_like_params=False,
     ),
     Case(
         "contrib.scale_by_muon-dims-adaptive-aol",
@@ -105,6 +109,7 @@ CASES: tuple[Case, ...] = (
         ),
         0.9,
         False,
+        moments_like_params=False,
     ),
     Case(
         "contrib.scale_by_ademamix",
@@ -140,7 +145,13 @@ CASES: tuple[Case, ...] = (
         lambda h: optax.contrib.split_real_and_imaginary(optax.adam(h)),
     ),
     # Optimisers.
-    Case("contrib.muon", eqopt.contrib.muon, optax.contrib.muon, 0.02),
+    Case(
+        "contrib.muon",
+        eqopt.contrib.muon,
+        optax.contrib.muon,
+        0.02,
+        moments_like_params=False,
+    ),
     Case(
         "contrib.muon-decay-mask-dims",
         lambda h: eqopt.contrib.muon(
@@ -158,6 +169,7 @@ CASES: tuple[Case, ...] = (
             muon_weight_dimension_numbers=_OPTAX_DIMS,
         ),
         0.02,
+        moments_like_params=False,
     ),
     Case(
         "contrib.muon-options",
@@ -190,6 +202,7 @@ CASES: tuple[Case, ...] = (
             consistent_rms=0.2,
         ),
         0.02,
+        moments_like_params=False,
     ),
     Case("contrib.ademamix", eqopt.contrib.ademamix, optax.contrib.ademamix, 0.01),
     Case(
