@@ -17,6 +17,11 @@ import eqopt.contrib as contrib
 from .helpers import assert_trees_allclose, tree_isfinite
 
 
+#: The absolute tolerance of Muon's numbers against another contraction order (Optax's,
+#: or a sharded run's): float32 rounding amplified by the Newton-Schulz coefficients.
+_NS_ATOL = 3e-5
+
+
 def _run(opt, params, loss, steps, apply):
     state = opt.init(params)
     for _ in range(steps):
@@ -108,7 +113,10 @@ def test_muon_batched_and_reshaped_weights_match_optax():
         )
         got, state = _run(ours, params, _quadratic, 4, eqopt.apply_updates)
         expected, _ = _run(theirs, params, _quadratic, 4, optax.apply_updates)
-        assert_trees_allclose(got, expected, rtol=1e-5, atol=1e-6)
+        # The same polynomial, contracted over the weight's own axes where Optax
+        # transposes and reshapes first: float32 rounding, amplified by the iteration's
+        # coefficients (|b| = 4.8), differs by up to ~2e-5 on entries of size ~1.
+        assert_trees_allclose(got, expected, rtol=1e-5, atol=_NS_ATOL)
         assert jax.tree.map(jnp.shape, got) == jax.tree.map(jnp.shape, params)
 
 
@@ -200,7 +208,7 @@ def test_muon_step_keeps_the_parameters_sharding(axis_type, preconditioning):
         k: jax.device_put(x, NamedSharding(mesh, specs[k])) for k, x in params.items()
     }
     new, state = steps(sharded, opt.init(sharded))
-    assert_trees_allclose(new, expected, rtol=1e-5, atol=1e-6)
+    assert_trees_allclose(new, expected, rtol=1e-5, atol=_NS_ATOL)
     for k in params:
         assert new[k].sharding.is_equivalent_to(sharded[k].sharding, new[k].ndim), k
     mu = state.inner_states["muon"].inner_state[0].mu
@@ -287,19 +295,20 @@ def test_normalize_gives_unit_global_norm_in_the_parameters_dtype():
     grads = {"a": jnp.array([3.0, 0.0], jnp.bfloat16), "b": jnp.array(4.0)}
     updates, _ = contrib.normalize().update(grads, contrib.NormalizeState())
     assert updates["a"].dtype == jnp.bfloat16
-    np.testing.assert_allclose(updates["a"].astype(jnp.float32), [0.6, 0.0])
+    np.testing.assert_allclose(updates["a"].astype(jnp.float32), [0.6, 0.0], rtol=1e-2)
     np.testing.assert_allclose(updates["b"], 0.8)
 
 
 def test_split_real_and_imaginary_on_complex_parameters_matches_optax():
     keys = jr.split(jr.key(9), 3)
     params = {
-        "z": jr.normal(keys[0], (3, 2)) + 1j * jr.normal(keys[1], (3, 2)),
+        "z": jax.lax.complex(jr.normal(keys[0], (3, 2)), jr.normal(keys[1], (3, 2))),
         "x": jr.normal(keys[2], (4,)),
     }
 
     def loss(p):
-        return jnp.sum(jnp.abs(p["z"] - 1j) ** 2) + jnp.sum(p["x"] ** 2)
+        target = jnp.asarray(1j, p["z"].dtype)
+        return jnp.sum(jnp.abs(p["z"] - target) ** 2) + jnp.sum(p["x"] ** 2)
 
     def run(opt, apply):
         state = opt.init(params)
@@ -317,7 +326,8 @@ def test_split_real_and_imaginary_on_complex_parameters_matches_optax():
     expected, _ = run(
         optax.contrib.split_real_and_imaginary(optax.adam(0.1)), optax.apply_updates
     )
-    assert_trees_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    # (`x` heads for 0, where Adam's steps of size ~0.1 leave rounding of ~1e-6.)
+    assert_trees_allclose(got, expected, rtol=1e-5, atol=1e-5)
     assert got["z"].dtype == params["z"].dtype
     assert isinstance(state, contrib.SplitRealAndImaginaryState)
     assert loss(got) < loss(params)
