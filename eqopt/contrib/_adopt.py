@@ -21,7 +21,6 @@ from .._tree import cast_per_dtype, map_leaves, to_dtype, upcast, zeros_like_par
 
 
 _quarter_power = lambda x: x**0.25  # noqa: E731  (Optax's default, a lambda too)
-_quarter_power.__name__ = "<lambda>"
 
 
 class ScaleByAdopt(GradientTransformation):
