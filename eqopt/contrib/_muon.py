@@ -235,17 +235,29 @@ def orthogonalize(
     inner product with the input, $\langle x, X_K \rangle$ (over the whole leaf).
     """
     x, sharding = _local(x, axes)
-    x0 = x
     # Rows: the shorter side (Optax transposes a matrix with more rows than columns).
-    rows = axes.output if axes.fan_in > axes.fan_out else axes.reduction
+    # The axes are put in the order (batch, rows, columns) for the iteration (a
+    # transpose, no reshape: a sharded axis stays one axis), so that its products
+    # are plain ones (XLA's CPU backend is slower on transposed operands).
+    if axes.fan_in > axes.fan_out:
+        rows, cols = axes.output, axes.reduction
+    else:
+        rows, cols = axes.reduction, axes.output
+    order = axes.batch + rows + cols
+    if order != tuple(range(x.ndim)):
+        x = jnp.transpose(x, order)
+    n_batch = len(axes.batch)
+    batch = tuple(range(n_batch))
+    rows = tuple(range(n_batch, n_batch + len(rows)))
+    matrix_axes = tuple(range(n_batch, x.ndim))
+    x0 = x
     xs = _letters("a", x.ndim)
-    b = "".join(xs[i] for i in axes.batch)
+    b = "".join(xs[i] for i in batch)
     r = "".join(xs[i] for i in rows)
     big_r = r.upper()
     t = "".join(chr(ord(c) + 13) for c in r)  # a third copy of the row letters
     xs_r = "".join(c.upper() if c in r else c for c in xs)
     brr = f"{b}{r}{big_r}"
-    matrix_axes = tuple(sorted(axes.reduction + axes.output))
 
     @no_type_check
     def gram(x, conj=True):
@@ -261,7 +273,7 @@ def orthogonalize(
         norm = safe_sqrt(jnp.sum(abs_sq(x), axis=matrix_axes, keepdims=True))
         x = x / (norm + eps)
     elif preconditioning == "spectral":
-        x = x / (_spectral_norm(x, axes, rows, matrix_axes) + eps)
+        x = x / (_spectral_norm(x, batch, rows, matrix_axes) + eps)
     coeffs = coeffs.astype(x.dtype)
     # One row of coefficients per step. The steps run in a `lax.scan`, not unrolled:
     # XLA's CPU backend runs the unrolled matrix products about 3x slower (Optax
@@ -295,7 +307,7 @@ def orthogonalize(
         # XLA's CPU backend fuses a reduction with every matrix product it depends on
         # (the whole iteration) into one fusion that runs 2-5x slower; products stay
         # separate. (Taken on the gathered matrices: no contraction of sharded axes.)
-        c = "".join(xs[i] for i in axes.reduction + axes.output if xs[i] not in r)
+        c = "".join(xs[i] for i in matrix_axes if xs[i] not in r)
         product = x0.conj() * x
         ones_c = jnp.ones(tuple(x.shape[xs.index(k)] for k in c) + (1,), x.dtype)
         ones_r = jnp.ones((1,) + tuple(x.shape[xs.index(k)] for k in r), x.dtype)
@@ -303,21 +315,20 @@ def orthogonalize(
         w = jnp.einsum(f"y{r},{b}{r}z->{b}yz", ones_r, v)
         total = w.reshape(()) if not b else jnp.sum(w)
         x = total * x
+    if order != tuple(range(x.ndim)):
+        x = jnp.transpose(x, tuple(int(i) for i in np.argsort(order)))
     if sharding is not None:
         x = jax.sharding.reshard(x, sharding)
     return x
 
 
 @no_type_check
-def _spectral_norm(x, axes, rows, matrix_axes):
-    """The largest singular value of each matrix, shaped to divide `x`."""
-    cols = tuple(a for a in matrix_axes if a not in rows)
-    batch_shape = tuple(x.shape[a] for a in axes.batch)
+def _spectral_norm(x, batch, rows, matrix_axes):
+    """The largest singular value of each matrix of `x` (axes in the order batch, rows,
+    columns), shaped to divide `x`."""
+    batch_shape = x.shape[: len(batch)]
     n_rows = math.prod(x.shape[a] for a in rows)
-    n_cols = math.prod(x.shape[a] for a in cols)
-    matrices = jnp.transpose(x, axes.batch + rows + cols).reshape(
-        (math.prod(batch_shape), n_rows, n_cols)
-    )
+    matrices = x.reshape((math.prod(batch_shape), n_rows, -1))
     norms = jnp.linalg.norm(matrices, ord=2, axis=(-2, -1)).reshape(batch_shape)
     return jnp.expand_dims(norms, matrix_axes)
 
