@@ -15,10 +15,33 @@ from ._acprop import (
     scale_by_acprop as scale_by_acprop,
     ScaleByACProp as ScaleByACProp,
 )
+from ._ademamix import (
+    AdEMAMix as AdEMAMix,
+    ademamix as ademamix,
+    scale_by_ademamix as scale_by_ademamix,
+    scale_by_simplified_ademamix as scale_by_simplified_ademamix,
+    ScaleByAdemamix as ScaleByAdemamix,
+    ScaleByAdemamixState as ScaleByAdemamixState,
+    ScaleBySimplifiedAdEMAMix as ScaleBySimplifiedAdEMAMix,
+    ScaleBySimplifiedAdEMAMixState as ScaleBySimplifiedAdEMAMixState,
+    simplified_ademamix as simplified_ademamix,
+    SimplifiedAdEMAMix as SimplifiedAdEMAMix,
+)
+from ._adopt import (
+    Adopt as Adopt,
+    adopt as adopt,
+    scale_by_adopt as scale_by_adopt,
+    ScaleByAdopt as ScaleByAdopt,
+)
 from ._cocob import (
     cocob as cocob,
     COCOBState as COCOBState,
     scale_by_cocob as scale_by_cocob,
+)
+from ._complex_valued import (
+    split_real_and_imaginary as split_real_and_imaginary,
+    SplitRealAndImaginary as SplitRealAndImaginary,
+    SplitRealAndImaginaryState as SplitRealAndImaginaryState,
 )
 from ._dadapt_adamw import (
     dadapt_adamw as dadapt_adamw,
@@ -46,6 +69,20 @@ from ._momo import (
     momo_adam as momo_adam,
     MomoAdamState as MomoAdamState,
     MomoState as MomoState,
+)
+from ._muon import (
+    Muon as Muon,
+    muon as muon,
+    MuonDimensionNumbers as MuonDimensionNumbers,
+    MuonState as MuonState,
+    scale_by_muon as scale_by_muon,
+    ScaleByMuon as ScaleByMuon,
+    ScaleByShape as ScaleByShape,
+)
+from ._normalize import (
+    Normalize as Normalize,
+    normalize as normalize,
+    NormalizeState as NormalizeState,
 )
 from ._privacy import (
     differentially_private_aggregate as differentially_private_aggregate,

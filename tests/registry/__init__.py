@@ -11,6 +11,7 @@ from . import (
     combine,
     contrib_adaptive,
     contrib_misc,
+    contrib_muon,
     contrib_schedule_free,
     core,
     factored,
@@ -29,6 +30,7 @@ REGISTRY: tuple[Case, ...] = (
     core.CASES
     + adam.CASES
     + combine.CASES
+    + contrib_muon.CASES
     + factored.CASES
     + inject.CASES
     + linesearch.CASES
