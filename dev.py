@@ -69,6 +69,7 @@ TASKS = {
         ["examples/fine_tuning.py", "--steps", "40"],
         ["examples/hypergradient.py", "--steps", "100"],
         ["examples/lbfgs.py", "--steps", "30"],
+        ["examples/modern_optimisers.py", "--steps", "20"],
     ],
 }
 
