@@ -1,7 +1,7 @@
 r"""Muon: momentum orthogonalised by Newton–Schulz iterations.
 
 The orthogonalisation is written with `einsum` over the parameter's own axes (batch,
-reduction and output axes, in their places), with no transpose or reshape, so the
+reduction and output axes kept as separate axes: a transpose, never a reshape), so the
 result has the parameter's layout. Under a mesh with explicit axes (`jax.make_mesh`'s
 default), a sharded matrix is gathered along its matrix axes (batch axes stay sharded),
 orthogonalised on each device, and resharded back to the parameter's own sharding:
