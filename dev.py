@@ -61,10 +61,14 @@ TASKS = {
         ["benchmarks/bench_memory.py"],
         ["benchmarks/bench_import.py"],
         ["benchmarks/bench_wrappers.py"],
+        ["benchmarks/bench_unroll.py"],
     ],
     "examples": [
         ["examples/quickstart.py", "--steps", "60"],
         ["examples/variational_inference.py", "--steps", "60"],
+        ["examples/fine_tuning.py", "--steps", "40"],
+        ["examples/hypergradient.py", "--steps", "100"],
+        ["examples/lbfgs.py", "--steps", "30"],
     ],
 }
 

@@ -71,58 +71,40 @@ def large_params(n_leaves=100, total=10_000_000):
 
 
 def registered_optimisers(only=None):
-    """name -> (eqopt factory, Optax factory) for every optimiser of the test registry
+    """name -> (eqopt factory, Optax factory, extra arguments) for every optimiser of the test registry
     (`tests/registry`) that Optax also has, at the registry's hyperparameter value.
     Transformations on their own (`scale_by_adam`...) are left out: each is part of an
-    optimiser here. `only` keeps the names containing one of its strings."""
+    optimiser here. `only` keeps the names containing one of its strings. The extra
+    arguments are the case's `extra_args` (`value=...` for `polyak_sgd`), or `None`."""
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
     from tests.registry import REGISTRY
 
+    # Whole optimisers that are not chains: wrappers of a base optimiser.
+    optimisers = (
+        eqopt.AbstractOptimiser,
+        eqopt.contrib.ScheduleFree,
+        eqopt.contrib.ScheduleFreeAdamW,
+        eqopt.contrib.ScheduleFreeSGD,
+        eqopt.contrib.SAM,
+        eqopt.contrib.Prodigy,
+        eqopt.contrib.DAdaptAdamW,
+        eqopt.contrib.Mechanize,
+        eqopt.contrib.Momo,
+        eqopt.contrib.MomoAdam,
+    )
     out = {}
     for case in REGISTRY:
         h = 0.1 if case.h is None else case.h
-        if case.reference is None or not _is_optimiser(case.id, case.make(h)):
+        if case.reference is None or not isinstance(case.make(h), optimisers):
             continue
         if only and not any(s in case.id for s in only):
             continue
         out[case.id] = (
-            lambda case=case, h=h: _with_extra_args(case, case.make(h)),
-            lambda case=case, h=h: _with_extra_args(case, case.reference(h), True),
+            lambda case=case, h=h: case.make(h),
+            lambda case=case, h=h: case.reference(h),
+            case.extra_args,
         )
     return out
-
-
-def _is_optimiser(case_id, opt):
-    """An optimiser alias, or an `eqopt.contrib` optimiser (Prodigy, Mechanic...: one
-    transformation, not a chain), but no `scale_by_*` block on its own."""
-    contrib = type(opt).__module__.startswith("eqopt.contrib")
-    return isinstance(opt, eqopt.AbstractOptimiser) or (
-        contrib and not case_id.startswith("scale_by")
-    )
-
-
-class _ExtraArgs(eqx.Module):
-    """An optimiser whose `update` gets the extra arguments its registry case gives
-    (MoMo's `value`), from a constant loss: the same work for eqopt and Optax."""
-
-    inner: object
-    extra_args: object = eqx.field(static=True)
-
-    def init(self, params):
-        return self.inner.init(params)
-
-    def update(self, updates, state, params=None):
-        extra = self.extra_args(lambda p: jnp.zeros([]), params, updates)
-        return self.inner.update(updates, state, params, **extra)
-
-
-def _with_extra_args(case, opt, reference=False):
-    if case.extra_args is None:
-        return opt
-    if reference:
-        wrapped = _ExtraArgs(opt, case.extra_args)
-        return optax.GradientTransformation(wrapped.init, wrapped.update)
-    return _ExtraArgs(opt, case.extra_args)
 
 
 def state_megabytes(state):
@@ -138,7 +120,7 @@ def bench_large_step(repeats, optimisers):
     )
     print_header("ms", ["eqopt", "eqopt-arg"], extra="state MB optax/eqopt")
     results = {}
-    for name, (make_ours, make_theirs) in optimisers.items():
+    for name, (make_ours, make_theirs, extra_args) in optimisers.items():
         runs, megabytes = {}, []
         for label, opt, apply, as_argument in (
             ("optax", make_theirs(), optax.apply_updates, False),
@@ -148,16 +130,21 @@ def bench_large_step(repeats, optimisers):
             # An eqopt optimiser is a pytree of arrays, so `jax.jit` takes it as is.
             if as_argument:
                 jitted = jax.jit(
-                    lambda opt, p, s, g, apply=apply: update_step(opt, apply)(p, s, g),
+                    lambda opt, p, s, g, apply=apply: update_step(
+                        opt, apply, extra_args
+                    )(p, s, g),
                     donate_argnums=(1, 2),
                 )
                 run = lambda p, s, jitted=jitted, opt=opt: jitted(opt, p, s, grads)  # noqa: E731
             else:
-                jitted = jax.jit(update_step(opt, apply), donate_argnums=(0, 1))
+                jitted = jax.jit(
+                    update_step(opt, apply, extra_args), donate_argnums=(0, 1)
+                )
                 run = lambda p, s, jitted=jitted: jitted(p, s, grads)  # noqa: E731
-            # Copies: Optax's Prodigy, DoG, COCOB... keep the parameters given to
-            # `init` in their state, and Optax's COCOB one zeros array in three state
-            # fields; the step donates the state (eqopt's state never aliases).
+            # From a copy: Optax's SAM, Schedule-Free, Prodigy, DoG, COCOB... keep the
+            # very parameter arrays in their state, which donating the state would
+            # delete; and copies of the state's arrays, for Optax's COCOB puts one
+            # zeros array in three fields (eqopt's state never aliases).
             state = opt.init([x.copy() for x in params])
             state = jax.tree.map(lambda x: x.copy() if eqx.is_array(x) else x, state)
             if not as_argument:

@@ -37,12 +37,22 @@ def paired_ratios(times, baseline):
     }
 
 
-def update_step(opt, apply_updates):
+def half_squared_norm(params):
+    """A stand-in objective for optimisers that read one (`value`, `value_fn`)."""
+    return sum(jax.numpy.sum(p**2) for p in jax.tree.leaves(params)) / 2
+
+
+def update_step(opt, apply_updates, extra_args=None):
     """`step(params, state, grads) -> (params, state)`: `opt.update`, then
-    `apply_updates`, for eqopt and Optax alike."""
+    `apply_updates`, for eqopt and Optax alike. `extra_args(loss, params, grads)`, if
+    given (a registry case's), makes `update`'s extra keyword arguments, with
+    `half_squared_norm` as the objective."""
 
     def step(params, state, grads):
-        updates, state = opt.update(grads, state, params)
+        extra = (
+            {} if extra_args is None else extra_args(half_squared_norm, params, grads)
+        )
+        updates, state = opt.update(grads, state, params, **extra)
         return apply_updates(params, updates), state
 
     return step

@@ -59,6 +59,8 @@ from ._alias import (
     OptimisticAdam as OptimisticAdam,
     OptimisticAdamV2 as OptimisticAdamV2,
     OptimisticGradientDescent as OptimisticGradientDescent,
+    polyak_sgd as polyak_sgd,
+    PolyakSGD as PolyakSGD,
     RAdam as RAdam,
     radam as radam,
     RMSProp as RMSProp,
@@ -125,6 +127,11 @@ from ._custom_types import (
     TransformUpdateFn as TransformUpdateFn,
     Updates as Updates,
 )
+from ._hypergradient import (
+    hypergradient_descent as hypergradient_descent,
+    HypergradientDescent as HypergradientDescent,
+    HypergradientDescentState as HypergradientDescentState,
+)
 from ._inject import (
     inject_hyperparams as inject_hyperparams,
     inject_stateful_hyperparams as inject_stateful_hyperparams,
@@ -138,6 +145,12 @@ from ._linear_algebra import (
     matrix_inverse_pth_root as matrix_inverse_pth_root,
     power_iteration as power_iteration,
 )
+from ._linesearch import (
+    BacktrackingLinesearchInfo as BacktrackingLinesearchInfo,
+    scale_by_backtracking_linesearch as scale_by_backtracking_linesearch,
+    ScaleByBacktrackingLinesearch as ScaleByBacktrackingLinesearch,
+    ScaleByBacktrackingLinesearchState as ScaleByBacktrackingLinesearchState,
+)
 from ._masked import (
     freeze as freeze,
     Masked as Masked,
@@ -145,6 +158,7 @@ from ._masked import (
     MaskedNode as MaskedNode,
     MaskedState as MaskedState,
 )
+from ._nnls import nnls as nnls
 from ._numerics import (
     safe_increment as safe_increment,
     safe_int32_increment as safe_int32_increment,
@@ -159,6 +173,12 @@ from ._partition import (
     PartitionState as PartitionState,
     selective_transform as selective_transform,
 )
+from ._plateau import (
+    reduce_learning_rate_on_plateau as reduce_learning_rate_on_plateau,
+    ReduceLearningRateOnPlateau as ReduceLearningRateOnPlateau,
+    ReduceLearningRateOnPlateauState as ReduceLearningRateOnPlateauState,
+)
+from ._train_state import TrainState as TrainState
 from ._transforms.accumulators import (
     scale_by_adadelta as scale_by_adadelta,
     scale_by_adan as scale_by_adan,
@@ -259,6 +279,10 @@ from ._transforms.optimistic import (
     ScaleByOptimisticGradient as ScaleByOptimisticGradient,
     ScaleByOptimisticGradientState as ScaleByOptimisticGradientState,
 )
+from ._transforms.polyak import (
+    scale_by_polyak as scale_by_polyak,
+    ScaleByPolyak as ScaleByPolyak,
+)
 from ._transforms.scaling import (
     Scale as Scale,
     scale as scale,
@@ -293,6 +317,7 @@ from ._transforms.trust_ratio import (
     ScaleByTrustRatio as ScaleByTrustRatio,
     ScaleByTrustRatioState as ScaleByTrustRatioState,
 )
+from ._unroll import unroll as unroll, unrolled_meta_grad as unrolled_meta_grad
 from ._update import (
     apply_updates as apply_updates,
     incremental_update as incremental_update,
@@ -367,6 +392,7 @@ _LAZY_SUBPACKAGES = (
     "experimental",
     "interop",
     "losses",
+    "microbatching",
     "monte_carlo",
     "perturbations",
     "projections",
@@ -386,6 +412,7 @@ _LAZY_NAMES = {
     "kl_divergence": "losses",
     "l2_loss": "losses",
     "log_cosh": "losses",
+    "microbatch": "microbatching",
     "multi_normal": "utils",
     "ntxent": "losses",
     "safe_softmax_cross_entropy": "losses",
@@ -395,6 +422,18 @@ _LAZY_NAMES = {
     "softmax_cross_entropy": "losses",
     "softmax_cross_entropy_with_integer_labels": "losses",
     "squared_error": "losses",
+    # L-BFGS and the zoom line search (imported on first use: `lbfgs`'s default line
+    # search is built then, not at `import eqopt`).
+    "LBFGS": "_alias.lbfgs",
+    "lbfgs": "_alias.lbfgs",
+    "ScaleByLBFGS": "_transforms.lbfgs",
+    "scale_by_lbfgs": "_transforms.lbfgs",
+    "ScaleByLBFGSState": "_transforms.lbfgs",
+    "ScaleByZoomLinesearch": "_linesearch.zoom",
+    "scale_by_zoom_linesearch": "_linesearch.zoom",
+    "ScaleByZoomLinesearchState": "_linesearch.zoom",
+    "ZoomLinesearchInfo": "_linesearch.zoom",
+    "value_and_grad_from_state": "_linesearch.value_and_grad",
 }
 
 
@@ -421,11 +460,30 @@ if TYPE_CHECKING:  # the same names, for static type checkers and IDEs
         experimental as experimental,
         interop as interop,
         losses as losses,
+        microbatching as microbatching,
         monte_carlo as monte_carlo,
         perturbations as perturbations,
         projections as projections,
         second_order as second_order,
         utils as utils,
+    )
+    from ._alias.lbfgs import (
+        LBFGS as LBFGS,
+        lbfgs as lbfgs,
+    )
+    from ._linesearch.value_and_grad import (
+        value_and_grad_from_state as value_and_grad_from_state,
+    )
+    from ._linesearch.zoom import (
+        scale_by_zoom_linesearch as scale_by_zoom_linesearch,
+        ScaleByZoomLinesearch as ScaleByZoomLinesearch,
+        ScaleByZoomLinesearchState as ScaleByZoomLinesearchState,
+        ZoomLinesearchInfo as ZoomLinesearchInfo,
+    )
+    from ._transforms.lbfgs import (
+        scale_by_lbfgs as scale_by_lbfgs,
+        ScaleByLBFGS as ScaleByLBFGS,
+        ScaleByLBFGSState as ScaleByLBFGSState,
     )
     from .losses import (
         convex_kl_divergence as convex_kl_divergence,
@@ -448,6 +506,7 @@ if TYPE_CHECKING:  # the same names, for static type checkers and IDEs
         softmax_cross_entropy_with_integer_labels as softmax_cross_entropy_with_integer_labels,
         squared_error as squared_error,
     )
+    from .microbatching import microbatch as microbatch
     from .utils import (
         multi_normal as multi_normal,
     )

@@ -52,6 +52,10 @@ from .misc import (
     OptimisticAdamV2 as OptimisticAdamV2,
     OptimisticGradientDescent as OptimisticGradientDescent,
 )
+from .polyak import (
+    polyak_sgd as polyak_sgd,
+    PolyakSGD as PolyakSGD,
+)
 from .sgd import (
     RMSProp as RMSProp,
     rmsprop as rmsprop,

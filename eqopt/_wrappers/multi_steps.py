@@ -6,6 +6,7 @@ from typing import Any, no_type_check, Protocol
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, DTypeLike, Int, PyTree
 
 from .._base import GradientTransformation
@@ -67,7 +68,7 @@ def check_step_count(owner: str, name: str, value: Any) -> None:
     """`ValueError` for a concrete number of steps below 1."""
     if isinstance(value, eqx.Module | jax.core.Tracer):
         return
-    if (value < 1).any():
+    if np.any(np.asarray(value) < 1):  # NumPy: jnp ops are staged out inside a trace
         raise ValueError(
             f"`{owner}({name}=...)` must be at least 1; got {name}={value}."
         )

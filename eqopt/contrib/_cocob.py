@@ -175,7 +175,7 @@ def _maybe_first_step(subgradients: Moments) -> Array:
     return jnp.all(min(leaves, key=lambda x: x.size) == 0)
 
 
-class Cocob(AbstractOptimiser):
+class COCOB(AbstractOptimiser):
     r"""COCOB-Backprop: SGD without a learning rate, by coin betting.
 
     The gradient, plus decoupled weight decay $\lambda x_t$, times the optional
@@ -222,4 +222,4 @@ class Cocob(AbstractOptimiser):
 
 
 scale_by_cocob = ScaleByCOCOB
-cocob = Cocob
+cocob = COCOB

@@ -58,7 +58,10 @@ def _visit(tree: Any, path: tuple, fn: Callable) -> Any:
                     new = _visit(value, key, fn)
             else:
                 new = _visit(value, key, fn)
-            if new is not value and not (isinstance(new, dict) and new == value):
+            unchanged = new is value or (
+                isinstance(new, dict) and all(new[k] is value[k] for k in value)
+            )
+            if not unchanged:  # (by identity: values may be tracers)
                 changes[field.name] = new
         return _replace_fields(tree, changes) if changes else tree
     if isinstance(tree, tuple | list):

@@ -10,11 +10,16 @@ from . import (
     adam,
     combine,
     contrib_adaptive,
+    contrib_misc,
+    contrib_schedule_free,
     core,
     factored,
     inject,
+    lbfgs,
+    linesearch,
     misc,
     sign,
+    tune,
     wrappers,
 )
 from .case import Case as Case, SCHEDULE_NAMES as SCHEDULE_NAMES, SCHEDULES as SCHEDULES
@@ -26,9 +31,14 @@ REGISTRY: tuple[Case, ...] = (
     + combine.CASES
     + factored.CASES
     + inject.CASES
+    + linesearch.CASES
+    + lbfgs.CASES
     + misc.CASES
     + sign.CASES
+    + tune.CASES
     + wrappers.CASES
+    + contrib_schedule_free.CASES
+    + contrib_misc.CASES
     + contrib_adaptive.CASES
 )
 SCHEDULED: tuple[Case, ...] = core.SCHEDULED

@@ -1,26 +1,12 @@
 """Learning-rate-free optimisers of `eqopt.contrib`: Prodigy, D-Adaptation, DoG, DoWG,
 Mechanic, COCOB and MoMo."""
 
-import equinox as eqx
-import jax
-import jax.numpy as jnp
 import optax
 
 import eqopt
 from eqopt import contrib
 
-from .case import _mask, Case
-
-
-def _with_value(loss, params, grads):
-    """MoMo's extra argument: the loss at the parameters (bfloat16 ones upcast to
-    float32, since the test losses hold float32 data and promotion is strict)."""
-    upcast = lambda x: (  # noqa: E731
-        x.astype(jnp.float32)
-        if eqx.is_inexact_array(x) and jnp.finfo(x.dtype).bits < 32
-        else x
-    )
-    return dict(value=loss(jax.tree.map(upcast, params)))
+from .case import _mask, Case, value_args
 
 
 # float32 hyperparameter leaves against Optax's double-precision constants (`1 - b2`,
@@ -133,14 +119,14 @@ CASES: tuple[Case, ...] = (
         contrib.momo,
         optax.contrib.momo,
         0.5,
-        extra_args=_with_value,
+        extra_args=value_args,
     ),
     Case(
         "momo-adapt_lower_bound-weight_decay",
         lambda h: contrib.momo(h, 0.8, weight_decay=0.1, adapt_lower_bound=True),
         lambda h: optax.contrib.momo(h, 0.8, weight_decay=0.1, adapt_lower_bound=True),
         0.5,
-        extra_args=_with_value,
+        extra_args=value_args,
     ),
     Case(
         "momo_adam",
@@ -148,7 +134,7 @@ CASES: tuple[Case, ...] = (
         optax.contrib.momo_adam,
         0.1,
         rtol=_LEAF_ROUNDING,
-        extra_args=_with_value,
+        extra_args=value_args,
     ),
     Case(
         "momo_adam-adapt_lower_bound-weight_decay",
@@ -156,6 +142,6 @@ CASES: tuple[Case, ...] = (
         lambda h: optax.contrib.momo_adam(h, weight_decay=0.1, adapt_lower_bound=True),
         0.1,
         rtol=_LEAF_ROUNDING,
-        extra_args=_with_value,
+        extra_args=value_args,
     ),
 )
