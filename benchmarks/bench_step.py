@@ -137,9 +137,10 @@ def bench_large_step(repeats, optimisers):
                     update_step(opt, apply, extra_args), donate_argnums=(0, 1)
                 )
                 run = lambda p, s, jitted=jitted: jitted(p, s, grads)  # noqa: E731
-            # Copies: Optax's Prodigy, DoG, COCOB... keep the parameters given to
-            # `init` in their state, and Optax's COCOB one zeros array in three state
-            # fields; the step donates the state (eqopt's state never aliases).
+            # From a copy: Optax's SAM, Schedule-Free, Prodigy, DoG, COCOB... keep the
+            # very parameter arrays in their state, which donating the state would
+            # delete; and copies of the state's arrays, for Optax's COCOB puts one
+            # zeros array in three fields (eqopt's state never aliases).
             state = opt.init([x.copy() for x in params])
             state = jax.tree.map(lambda x: x.copy() if eqx.is_array(x) else x, state)
             if not as_argument:

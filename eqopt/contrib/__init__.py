@@ -34,9 +34,11 @@ from ._adopt import (
     ScaleByAdopt as ScaleByAdopt,
 )
 from ._cocob import (
+    COCOB as COCOB,
     cocob as cocob,
     COCOBState as COCOBState,
     scale_by_cocob as scale_by_cocob,
+    ScaleByCOCOB as ScaleByCOCOB,
 )
 from ._complex_valued import (
     split_real_and_imaginary as split_real_and_imaginary,
@@ -45,9 +47,17 @@ from ._complex_valued import (
 )
 from ._dadapt_adamw import (
     dadapt_adamw as dadapt_adamw,
+    DAdaptAdamW as DAdaptAdamW,
     DAdaptAdamWState as DAdaptAdamWState,
 )
-from ._dog import dog as dog, DoGState as DoGState, dowg as dowg, DoWGState as DoWGState
+from ._dog import (
+    DoG as DoG,
+    dog as dog,
+    DoGState as DoGState,
+    DoWG as DoWG,
+    dowg as dowg,
+    DoWGState as DoWGState,
+)
 from ._galore import (
     GaLore as GaLore,
     galore as galore,
@@ -63,10 +73,16 @@ from ._madgrad import (
     scale_by_madgrad as scale_by_madgrad,
     ScaleByMadgrad as ScaleByMadgrad,
 )
-from ._mechanic import MechanicState as MechanicState, mechanize as mechanize
+from ._mechanic import (
+    MechanicState as MechanicState,
+    Mechanize as Mechanize,
+    mechanize as mechanize,
+)
 from ._momo import (
+    Momo as Momo,
     momo as momo,
     momo_adam as momo_adam,
+    MomoAdam as MomoAdam,
     MomoAdamState as MomoAdamState,
     MomoState as MomoState,
 )
@@ -91,8 +107,16 @@ from ._privacy import (
     DPSGD as DPSGD,
     dpsgd as dpsgd,
 )
-from ._prodigy import prodigy as prodigy, ProdigyState as ProdigyState
-from ._sam import SAM as SAM, sam as sam, SAMState as SAMState
+from ._prodigy import (
+    Prodigy as Prodigy,
+    prodigy as prodigy,
+    ProdigyState as ProdigyState,
+)
+from ._sam import (
+    SAM as SAM,
+    sam as sam,
+    SAMState as SAMState,
+)
 from ._schedule_free import (
     schedule_free as schedule_free,
     schedule_free_adamw as schedule_free_adamw,

@@ -63,7 +63,11 @@ class ScaleByCOCOB(GradientTransformation):
     to its new value: no learning rate (and no sign flip) follows.
 
     `alpha` and `eps` are leaves. `init` reads only the parameters' shapes (see
-    [`eqopt.contrib.COCOBState`][]), with Optax's numbers.
+    [`eqopt.contrib.COCOBState`][]), with Optax's numbers, and the state can be donated
+    (Optax's shares one zeros buffer between three fields, and holds the parameters
+    themselves). The price: the state has no step counter, so the first step is told
+    from $G$, which a `lax.cond` reads before the step overwrites it; XLA copies $G$
+    for that, and a step on 10M float32 parameters takes ~1.15x Optax's on a CPU.
 
     Optax: `optax.contrib.scale_by_cocob`.
 
@@ -171,7 +175,7 @@ def _maybe_first_step(subgradients: Moments) -> Array:
     return jnp.all(min(leaves, key=lambda x: x.size) == 0)
 
 
-class Cocob(AbstractOptimiser):
+class COCOB(AbstractOptimiser):
     r"""COCOB-Backprop: SGD without a learning rate, by coin betting.
 
     The gradient, plus decoupled weight decay $\lambda x_t$, times the optional
@@ -218,4 +222,4 @@ class Cocob(AbstractOptimiser):
 
 
 scale_by_cocob = ScaleByCOCOB
-cocob = Cocob
+cocob = COCOB

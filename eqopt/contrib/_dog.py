@@ -183,7 +183,7 @@ def _scale(updates: Updates, factor: Array) -> Updates:
     return map_leaves(rule, updates)[0]
 
 
-class Dog(AbstractOptimiser):
+class DoG(AbstractOptimiser):
     r"""DoG (distance over gradients): SGD with a step size it finds itself.
 
     $$
@@ -342,7 +342,7 @@ class ScaleByDoWG(GradientTransformation):
         )
 
 
-class Dowg(AbstractOptimiser):
+class DoWG(AbstractOptimiser):
     r"""DoWG (distance over weighted gradients): a parameter-free step size.
 
     $$
@@ -411,5 +411,5 @@ class Dowg(AbstractOptimiser):
         )
 
 
-dog = Dog
-dowg = Dowg
+dog = DoG
+dowg = DoWG
