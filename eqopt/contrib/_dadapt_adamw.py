@@ -14,6 +14,7 @@ from .._hyperparams import as_hyperparameter, as_scalar, value_at
 from .._numerics import bias_correction, safe_increment, safe_sqrt
 from .._tree import (
     cast,
+    float_dtype,
     map_leaves,
     require_params,
     to_dtype,
@@ -25,7 +26,6 @@ from ._parameter_free import (
     leaf_sums,
     placeholders,
     safe_divide,
-    scalar_dtype,
     sums_or_zeros,
 )
 from ._prodigy import as_betas, check_betas
@@ -105,7 +105,7 @@ class DAdaptAdamW(GradientTransformation):
         )
 
     def init(self, params: Params) -> DAdaptAdamWState:
-        dtype = scalar_dtype(params)
+        dtype = float_dtype(params)
         return DAdaptAdamWState(
             exp_avg=zeros_like_params(params),
             exp_avg_sq=zeros_like_params(params),

@@ -25,6 +25,7 @@ from .._transforms.scaling import ScaleByLearningRate
 from .._tree import (
     cast,
     cast_per_dtype,
+    float_dtype,
     global_norm_squared,
     map_leaves,
     require_params,
@@ -36,7 +37,6 @@ from ._parameter_free import (
     capture_initial,
     leaf_sums,
     placeholders,
-    scalar_dtype,
     sums_or_zeros,
 )
 
@@ -100,7 +100,7 @@ class ScaleByDoG(GradientTransformation):
         check_hyperparameters("dog", self, eps=NONNEGATIVE)
 
     def init(self, params: Params) -> DoGState:
-        dtype = scalar_dtype(params)
+        dtype = float_dtype(params)
         return DoGState(
             is_init_step=jnp.asarray(True),
             init_params=zeros_like_params(params),
@@ -286,7 +286,7 @@ class ScaleByDoWG(GradientTransformation):
         )
 
     def init(self, params: Params) -> DoWGState:
-        dtype = scalar_dtype(params)
+        dtype = float_dtype(params)
         initial_estimate = (
             self.eps if self.init_estim_sq_dist is None else self.init_estim_sq_dist
         )

@@ -14,6 +14,7 @@ from .._hyperparams import as_scalar
 from .._numerics import abs_sq, safe_increment, safe_sqrt
 from .._tree import (
     cast_per_dtype,
+    float_dtype,
     map_leaves,
     require_params,
     to_dtype,
@@ -25,7 +26,6 @@ from ._parameter_free import (
     dot,
     leaf_sums,
     placeholders,
-    scalar_dtype,
     sums_or_zeros,
 )
 
@@ -112,7 +112,7 @@ class Mechanize(GradientTransformation):
         )
 
     def init(self, params: Params) -> MechanicState:
-        dtype = scalar_dtype(params)
+        dtype = float_dtype(params)
         shape = (self.num_betas,)
         return MechanicState(
             base_optimizer_state=self.base_optimizer.init(params),

@@ -9,13 +9,20 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from .._base import GradientTransformation
-from .._checks import check_hyperparameters, NONNEGATIVE, UNIT, UNIT_CLOSED
+from .._checks import (
+    check_hyperparameters,
+    NONNEGATIVE,
+    require_extra_arg,
+    UNIT,
+    UNIT_CLOSED,
+)
 from .._custom_types import Count, Moments, Params, Updates
 from .._hyperparams import as_hyperparameter, as_scalar, value_at
 from .._numerics import abs_sq, bias_correction, safe_increment, safe_sqrt
 from .._tree import (
     cast,
     cast_per_dtype,
+    float_dtype,
     map_leaves,
     require_params,
     to_dtype,
@@ -27,26 +34,13 @@ from ._parameter_free import (
     leaf_sums,
     placeholders,
     safe_divide,
-    scalar_dtype,
     sums_or_zeros,
 )
 
 
 # Optax compares the squared norm with `jnp.finfo(float).eps`: double precision's.
 _TINY = float(np.finfo(np.float64).eps)
-
-
-@no_type_check
-def require_value(owner: str, extra_args: dict) -> Array:
-    """The loss value passed to `update` as `value=...`, or a `ValueError` naming it."""
-    value = extra_args.get("value")
-    if value is None:
-        raise ValueError(
-            f"`{owner}` needs the loss: call `update(updates, state, params, "
-            "value=loss)` with the latest (batch) loss value, from "
-            "`jax.value_and_grad`."
-        )
-    return value
+_LOSS = "the latest (batch) loss, from `jax.value_and_grad`"
 
 
 @no_type_check
@@ -135,7 +129,7 @@ class Momo(GradientTransformation):
         check_hyperparameters("momo", self, beta=UNIT_CLOSED, weight_decay=NONNEGATIVE)
 
     def init(self, params: Params) -> MomoState:
-        dtype = scalar_dtype(params)
+        dtype = float_dtype(params)
         return MomoState(
             exp_avg=zeros_like_params(params),
             barf=jnp.zeros([], dtype),
@@ -152,7 +146,8 @@ class Momo(GradientTransformation):
         **extra_args: Any,
     ) -> tuple[Updates, MomoState]:
         require_params("momo", params)
-        value = require_value("momo", extra_args)
+        value = extra_args.get("value")
+        require_extra_arg("momo", "value", value, _LOSS)
         count, dtype = state.count, state.barf.dtype
         beta, lower_bound, weight_decay, alpha = cast(
             dtype,
@@ -299,7 +294,7 @@ class MomoAdam(GradientTransformation):
         )
 
     def init(self, params: Params) -> MomoAdamState:
-        dtype = scalar_dtype(params)
+        dtype = float_dtype(params)
         return MomoAdamState(
             exp_avg=zeros_like_params(params),
             exp_avg_sq=zeros_like_params(params),
@@ -317,7 +312,8 @@ class MomoAdam(GradientTransformation):
         **extra_args: Any,
     ) -> tuple[Updates, MomoAdamState]:
         require_params("momo_adam", params)
-        value = require_value("momo_adam", extra_args)
+        value = extra_args.get("value")
+        require_extra_arg("momo_adam", "value", value, _LOSS)
         count, dtype = state.count, state.barf.dtype
         t = safe_increment(count)
         b1, b2, eps, lower_bound, weight_decay, alpha = cast(

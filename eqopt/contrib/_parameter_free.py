@@ -16,28 +16,11 @@ from typing import Any, no_type_check
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax import lax
 from jaxtyping import Array
 
-from .._tree import compute_dtype, structure_mismatch, to_dtype
+from .._tree import structure_mismatch, to_dtype
 from ..tree_utils._leaves import is_none
-
-
-@no_type_check
-def scalar_dtype(params: Any) -> np.dtype:
-    """The dtype of an optimiser's global scalars (a distance estimate, a step count of
-    a sum...): the lowest floating dtype of the parameters, as Optax, but at least
-    float32 (bfloat16 parameters get float32 scalars)."""
-    dtypes = [
-        jnp.dtype(x.dtype)
-        for x in jax.tree.leaves(params)
-        if eqx.is_inexact_array(x) and jnp.issubdtype(x.dtype, jnp.floating)
-    ]
-    if not dtypes:
-        return jnp.dtype(jnp.float32)
-    lowest = min(dtypes, key=lambda d: jnp.finfo(d).bits)
-    return compute_dtype(jnp.zeros((), lowest))
 
 
 @no_type_check

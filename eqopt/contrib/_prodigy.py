@@ -15,6 +15,7 @@ from .._numerics import bias_correction, safe_increment, safe_sqrt
 from .._tree import (
     cast,
     cast_per_dtype,
+    float_dtype,
     map_leaves,
     require_params,
     to_dtype,
@@ -27,7 +28,6 @@ from ._parameter_free import (
     leaf_sums,
     placeholders,
     safe_divide,
-    scalar_dtype,
     sums_or_zeros,
 )
 
@@ -142,7 +142,7 @@ class Prodigy(GradientTransformation):
         )
 
     def init(self, params: Params) -> ProdigyState:
-        dtype = scalar_dtype(params)
+        dtype = float_dtype(params)
         return ProdigyState(
             exp_avg=zeros_like_params(params),
             exp_avg_sq=zeros_like_params(params),
