@@ -68,6 +68,8 @@ TASKS = {
         ["examples/variational_inference.py", "--steps", "60"],
         ["examples/fine_tuning.py", "--steps", "40"],
         ["examples/hypergradient.py", "--steps", "100"],
+        ["examples/lbfgs.py", "--steps", "30"],
+        ["examples/modern_optimisers.py", "--steps", "20"],
     ],
 }
 

@@ -82,9 +82,7 @@ def registered_optimisers(only=None):
     out = {}
     for case in REGISTRY:
         h = 0.1 if case.h is None else case.h
-        if case.reference is None or not isinstance(
-            case.make(h), eqopt.AbstractOptimiser
-        ):
+        if case.reference is None or not _is_optimiser(case.id, case.make(h)):
             continue
         if only and not any(s in case.id for s in only):
             continue
@@ -94,6 +92,15 @@ def registered_optimisers(only=None):
             case.extra_args,
         )
     return out
+
+
+def _is_optimiser(case_id, opt):
+    """An optimiser alias, or an `eqopt.contrib` optimiser (Prodigy, Mechanic...: one
+    transformation, not a chain), but no `scale_by_*` block on its own."""
+    contrib = type(opt).__module__.startswith("eqopt.contrib")
+    return isinstance(opt, eqopt.AbstractOptimiser) or (
+        contrib and not case_id.startswith("scale_by")
+    )
 
 
 def state_megabytes(state):
@@ -130,7 +137,12 @@ def bench_large_step(repeats, optimisers):
                     update_step(opt, apply, extra_args), donate_argnums=(0, 1)
                 )
                 run = lambda p, s, jitted=jitted: jitted(p, s, grads)  # noqa: E731
-            state = opt.init(params)
+            # From a copy: Optax's SAM, Schedule-Free, Prodigy, DoG, COCOB... keep the
+            # very parameter arrays in their state, which donating the state would
+            # delete; and copies of the state's arrays, for Optax's COCOB puts one
+            # zeros array in three fields (eqopt's state never aliases).
+            state = opt.init([x.copy() for x in params])
+            state = jax.tree.map(lambda x: x.copy() if eqx.is_array(x) else x, state)
             if not as_argument:
                 megabytes.append(state_megabytes(state))
             box = list(run([x.copy() for x in params], state))  # compile

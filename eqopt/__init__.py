@@ -192,6 +192,11 @@ from ._partition import (
     PartitionState as PartitionState,
     selective_transform as selective_transform,
 )
+from ._plateau import (
+    reduce_learning_rate_on_plateau as reduce_learning_rate_on_plateau,
+    ReduceLearningRateOnPlateau as ReduceLearningRateOnPlateau,
+    ReduceLearningRateOnPlateauState as ReduceLearningRateOnPlateauState,
+)
 from ._train_state import TrainState as TrainState
 from ._transforms.accumulators import (
     scale_by_adadelta as scale_by_adadelta,
@@ -436,6 +441,18 @@ _LAZY_NAMES = {
     "softmax_cross_entropy": "losses",
     "softmax_cross_entropy_with_integer_labels": "losses",
     "squared_error": "losses",
+    # L-BFGS and the zoom line search (imported on first use: `lbfgs`'s default line
+    # search is built then, not at `import eqopt`).
+    "LBFGS": "_alias.lbfgs",
+    "lbfgs": "_alias.lbfgs",
+    "ScaleByLBFGS": "_transforms.lbfgs",
+    "scale_by_lbfgs": "_transforms.lbfgs",
+    "ScaleByLBFGSState": "_transforms.lbfgs",
+    "ScaleByZoomLinesearch": "_linesearch.zoom",
+    "scale_by_zoom_linesearch": "_linesearch.zoom",
+    "ScaleByZoomLinesearchState": "_linesearch.zoom",
+    "ZoomLinesearchInfo": "_linesearch.zoom",
+    "value_and_grad_from_state": "_linesearch.value_and_grad",
 }
 
 
@@ -468,6 +485,24 @@ if TYPE_CHECKING:  # the same names, for static type checkers and IDEs
         projections as projections,
         second_order as second_order,
         utils as utils,
+    )
+    from ._alias.lbfgs import (
+        LBFGS as LBFGS,
+        lbfgs as lbfgs,
+    )
+    from ._linesearch.value_and_grad import (
+        value_and_grad_from_state as value_and_grad_from_state,
+    )
+    from ._linesearch.zoom import (
+        scale_by_zoom_linesearch as scale_by_zoom_linesearch,
+        ScaleByZoomLinesearch as ScaleByZoomLinesearch,
+        ScaleByZoomLinesearchState as ScaleByZoomLinesearchState,
+        ZoomLinesearchInfo as ZoomLinesearchInfo,
+    )
+    from ._transforms.lbfgs import (
+        scale_by_lbfgs as scale_by_lbfgs,
+        ScaleByLBFGS as ScaleByLBFGS,
+        ScaleByLBFGSState as ScaleByLBFGSState,
     )
     from .losses import (
         convex_kl_divergence as convex_kl_divergence,

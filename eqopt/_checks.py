@@ -2,7 +2,7 @@
 
 import dataclasses
 import math
-from typing import no_type_check
+from typing import Any, no_type_check
 
 import jax
 import numpy as np
@@ -97,3 +97,13 @@ def check_steps(owner: str, **steps: int) -> None:
                 f"`{owner}({name}=...)` must be a non-negative number of steps; "
                 f"got {name}={value!r}."
             )
+
+
+@no_type_check
+def require_extra_arg(owner: str, name: str, value: Any, how: str) -> None:
+    """Raise a `ValueError` naming the missing extra argument `name` of `update`."""
+    if value is None:
+        raise ValueError(
+            f"`{owner}.update` needs the extra keyword argument `{name}`: call "
+            f"`update(updates, state, params, {name}=...)` with {how}."
+        )

@@ -114,6 +114,12 @@ def _eqopt_counterpart_instance(ours, theirs):
     its own function of the same name (`decay_rate_fn=_decay_rate_pow`)."""
     if isinstance(ours, types.FunctionType) and isinstance(theirs, types.FunctionType):
         return ours.__module__.startswith("eqopt") and ours.__name__ == theirs.__name__
+    if isinstance(theirs, optax.GradientTransformation):
+        # A default transformation (`sophia(hessian_diagonal_fn=...)`,
+        # `lbfgs(linesearch=...)`): Optax's is a NamedTuple of closures whose type
+        # does not say which, so only the kind is compared here (the settings are
+        # checked in the family's tests, e.g. `tests/test_lbfgs.py`).
+        return isinstance(ours, eqopt.GradientTransformation)
     return (
         type(ours).__module__.startswith("eqopt")
         and type(ours).__name__ == type(theirs).__name__

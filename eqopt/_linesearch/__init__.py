@@ -1,4 +1,8 @@
-"""Line searches: transformations that choose a step size by evaluating the objective."""
+"""Line searches: transformations that choose a step size by evaluating the objective.
+
+The backtracking line search is imported with `eqopt`; the zoom line search and L-BFGS
+on first use (see `eqopt._LAZY_NAMES`).
+"""
 
 from .backtracking import (
     BacktrackingLinesearchInfo as BacktrackingLinesearchInfo,

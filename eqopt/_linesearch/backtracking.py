@@ -26,13 +26,7 @@ from .._hyperparams import as_scalar
 from .._tree import cast, compute_dtype, map_leaves, to_dtype, upcast
 from ..tree_utils._leaves import array_leaves
 from ..tree_utils._reductions import tree_vdot
-from ._common import (
-    cond_print,
-    LINESEARCH_CALL,
-    pop_required,
-    require_params,
-    split_fn_kwargs,
-)
+from .common import cond_print, line_search_arguments
 
 
 _OWNER = "scale_by_backtracking_linesearch"
@@ -195,12 +189,9 @@ class ScaleByBacktrackingLinesearch(GradientTransformation):
         params: Params | None = None,
         **extra_args: Any,
     ) -> tuple[Updates, ScaleByBacktrackingLinesearchState]:
-        names = ("value", "grad", "value_fn")
-        value, grad, value_fn, rest = pop_required(
-            _OWNER, extra_args, names, LINESEARCH_CALL
+        value, grad, value_fn, fn_kwargs = line_search_arguments(
+            _OWNER, params, extra_args
         )
-        require_params(_OWNER, params, LINESEARCH_CALL)
-        fn_kwargs = split_fn_kwargs(_OWNER, value_fn, rest)
         return _update(self, updates, state, params, value, grad, value_fn, fn_kwargs)
 
 

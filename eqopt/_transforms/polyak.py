@@ -10,7 +10,7 @@ from .._base import EmptyState, GradientTransformation
 from .._checks import check_hyperparameters, NONNEGATIVE
 from .._custom_types import Params, Updates
 from .._hyperparams import as_scalar
-from .._linesearch._common import pop_required, VALUE_CALL
+from .._linesearch.common import extra_arguments, VALUE_CALL
 from .._tree import cast, global_norm_squared
 from .scaling import scale_leaves
 
@@ -86,7 +86,9 @@ class ScaleByPolyak(GradientTransformation):
         params: Params | None = None,
         **extra_args: Any,
     ) -> tuple[Updates, EmptyState]:
-        value, _ = pop_required("scale_by_polyak", extra_args, ("value",), VALUE_CALL)
+        value, _ = extra_arguments(
+            "scale_by_polyak", extra_args, ("value",), VALUE_CALL
+        )
         norm_squared = global_norm_squared(updates)
         dtype = norm_squared.dtype
         f_min, max_learning_rate, eps = cast(

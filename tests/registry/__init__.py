@@ -10,9 +10,14 @@ from . import (
     adam,
     beyond,
     combine,
+    contrib_adaptive,
+    contrib_misc,
+    contrib_muon,
+    contrib_schedule_free,
     core,
     factored,
     inject,
+    lbfgs,
     linesearch,
     misc,
     sign,
@@ -27,13 +32,18 @@ REGISTRY: tuple[Case, ...] = (
     + adam.CASES
     + beyond.CASES
     + combine.CASES
+    + contrib_muon.CASES
     + factored.CASES
     + inject.CASES
     + linesearch.CASES
+    + lbfgs.CASES
     + misc.CASES
     + sign.CASES
     + tune.CASES
     + wrappers.CASES
+    + contrib_schedule_free.CASES
+    + contrib_misc.CASES
+    + contrib_adaptive.CASES
 )
 SCHEDULED: tuple[Case, ...] = core.SCHEDULED
 

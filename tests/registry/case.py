@@ -9,6 +9,7 @@ import jax
 import optax
 
 import eqopt
+from eqopt._tree import upcast
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +50,31 @@ class Case:
             grads = eqx.filter_grad(loss)(params)
         extra = {} if self.extra_args is None else self.extra_args(loss, params, grads)
         return opt.update(grads, state, params, **extra)
+
+
+class InFloat32(eqx.Module):
+    """The objective at parameters upcast to float32 (or wider): bfloat16 parameters
+    meet the test losses' float32 data without a promotion (the suite runs with strict
+    promotion), for the cases whose `update` evaluates the objective itself. A Module,
+    so that each call's wrapper is the same compiled function."""
+
+    loss: Any
+
+    def __call__(self, params):
+        return self.loss(
+            jax.tree.map(lambda x: upcast(x) if eqx.is_inexact_array(x) else x, params)
+        )
+
+
+def value_args(loss, params, grads):
+    """`update`'s extra argument `value` (Polyak steps, MoMo, `reduce_on_plateau`)."""
+    return dict(value=InFloat32(loss)(params))
+
+
+def linesearch_args(loss, params, grads):
+    """Optax's documented call of a line search: `value`, `grad` and `value_fn`."""
+    value_fn = InFloat32(loss)
+    return dict(value=value_fn(params), grad=grads, value_fn=value_fn)
 
 
 def _mask(params):

@@ -1,39 +1,11 @@
 """Line searches and Polyak steps: transformations that read the objective through
 `update`'s extra arguments (`value`, `grad`, `value_fn`)."""
 
-from typing import Any
-
-import equinox as eqx
-import jax
 import optax
 
 import eqopt
-from eqopt._tree import upcast
 
-from .case import Case
-
-
-class InFloat32(eqx.Module):
-    """The objective at parameters upcast to float32 (or wider): bfloat16 parameters
-    meet the test losses' float32 data without a promotion (the suite runs with strict
-    promotion). A Module, so that each call's wrapper is the same compiled function."""
-
-    loss: Any
-
-    def __call__(self, params):
-        return self.loss(
-            jax.tree.map(lambda x: upcast(x) if eqx.is_inexact_array(x) else x, params)
-        )
-
-
-def linesearch_args(loss, params, grads):
-    """Optax's documented call: `value`, `grad` and `value_fn`."""
-    value_fn = InFloat32(loss)
-    return dict(value=value_fn(params), grad=grads, value_fn=value_fn)
-
-
-def value_args(loss, params, grads):
-    return dict(value=InFloat32(loss)(params))
+from .case import Case, linesearch_args, value_args
 
 
 def _backtracking(lib, store_grad):
