@@ -558,9 +558,9 @@ def _in_loop(s: _Search, *values: Array) -> tuple[Array, ...]:
 
     XLA hoists what depends only on loop invariants out of the loop, as separate
     kernels: here $c_3 |f(w)|$, $c_2 |\langle \nabla f(w), u\rangle|$ and $(2 c_1 -
-    1) \langle \nabla f(w), u\rangle$, three tiny kernels per update (about 2% of
-    an L-BFGS step on a small objective). Selected on the count (never negative),
-    they stay in the loop, fused into the comparisons that read them.
+    1) \langle \nabla f(w), u\rangle$, three tiny kernels per update (Optax computes
+    them inside its `lax.cond`, out of XLA's reach). Selected on the count (never
+    negative), they stay in the loop, fused into the comparisons that read them.
     """
     return tuple(jnp.where(s.count >= 0, v, jnp.nan) for v in values)
 
