@@ -374,16 +374,21 @@ def zoom_linesearch(
         grown=false,
     )
     fixed = _Fixed(settings, params_dynamic, updates, kwargs_dynamic, value, slope0)
-    statics = (ls.max_linesearch_steps, params_static, kwargs_static)
+    # With `verbose`, the fall-back is applied after the loop, so that the diagnostics
+    # show the last step tried; otherwise in the loop's last iteration, which saves
+    # the work of a separate select after it (as Optax, in a `lax.cond`).
+    fall_back_in_loop = not ls.verbose
+    statics = (ls.max_linesearch_steps, params_static, kwargs_static, fall_back_in_loop)
     try:
         hash(statics)
         body = stable_body(_ZoomBody, value_fn, statics)
     except TypeError:  # unhashable static parts: a fresh body, as Optax
         body = _ZoomBody(lambda: value_fn, statics)
     _, final = jax.lax.while_loop(_continues, body, (fixed, start))
-    if ls.verbose:
+    if not fall_back_in_loop:
         _diagnose(final, fixed)
-    return _with_derivative(_fall_back(final), *differentiable)
+        final = _fall_back(final)
+    return _with_derivative(final, *differentiable)
 
 
 @no_type_check
@@ -437,14 +442,18 @@ class _ZoomBody:
     @no_type_check
     def __init__(self, ref: Callable, statics: tuple):
         self.ref = ref
-        self.max_steps, self.params_static, self.kwargs_static = statics
+        self.max_steps, self.params_static, self.kwargs_static, self.fall_back = statics
 
     @no_type_check
     def __call__(self, carry: tuple[_Fixed, _Search]) -> tuple[_Fixed, _Search]:
         fixed, s = carry
         params = join_arrays(fixed.params, self.params_static)
         fn_kwargs = join_arrays(fixed.fn_kwargs, self.kwargs_static)
-        return fixed, _step(self.ref(), self.max_steps, fixed, params, fn_kwargs, s)
+        s = _step(self.ref(), self.max_steps, fixed, params, fn_kwargs, s)
+        if self.fall_back:
+            # (Under `jax.vmap`, a select of both: a few scalars and the gradient.)
+            s = jax.lax.cond(s.failed, _fall_back, lambda s: s, s)
+        return fixed, s
 
 
 @no_type_check
@@ -452,7 +461,8 @@ def _step(value_fn, max_steps, fixed, params, fn_kwargs, s) -> _Search:
     """Evaluate the objective at the current phase's candidate; update both phases'
     bookkeeping and keep that of the current phase."""
     c = fixed.settings
-    value_init, slope_init, tol = fixed.value_init, fixed.slope_init, c["tol"]
+    value_init, slope_init = _in_loop(s, fixed.value_init, fixed.slope_init)
+    tol = c["tol"]
     dtype = s.stepsize.dtype
 
     # The candidate: a larger step (interval search) or an interpolated one (zoom).
@@ -462,8 +472,9 @@ def _step(value_fn, max_steps, fixed, params, fn_kwargs, s) -> _Search:
     else:
         max_reached = larger >= c["max_stepsize"]
         larger = jnp.minimum(larger, c["max_stepsize"])
-    middle = _zoom_point(s)
-    stepsize = jnp.where(s.interval_found, middle, larger)
+    # (A `lax.cond`: the interpolation runs only while zooming. Under `jax.vmap` it
+    # becomes a select of both, which is cheap: no objective is evaluated in it.)
+    stepsize = jax.lax.cond(s.interval_found, _zoom_point, lambda _: larger, s)
 
     trial = on_line(params, stepsize, fixed.updates)
     value, grad = value_and_grad(value_fn)(trial, **fn_kwargs)
@@ -539,6 +550,19 @@ def _step(value_fn, max_steps, fixed, params, fn_kwargs, s) -> _Search:
         safe_grad=safe_grad,
         grown=~zooming,
     )
+
+
+@no_type_check
+def _in_loop(s: _Search, *values: Array) -> tuple[Array, ...]:
+    r"""`values`, unchanged, but (for XLA) varying from one iteration to the next.
+
+    XLA hoists what depends only on loop invariants out of the loop, as separate
+    kernels: here $c_3 |f(w)|$, $c_2 |\langle \nabla f(w), u\rangle|$ and $(2 c_1 -
+    1) \langle \nabla f(w), u\rangle$, three tiny kernels per update (Optax computes
+    them inside its `lax.cond`, out of XLA's reach). Selected on the count (never
+    negative), they stay in the loop, fused into the comparisons that read them.
+    """
+    return tuple(jnp.where(s.count >= 0, v, jnp.nan) for v in values)
 
 
 @no_type_check
