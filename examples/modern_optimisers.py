@@ -1,7 +1,7 @@
 """Today's optimisers on a small transformer: AdamW, Muon, Schedule-Free AdamW, Prodigy, ADOPT.
 
 Run inside the environment with `python examples/modern_optimisers.py [--steps N]` (or
-`python3 dev.py examples`, which runs every example briefly). About a minute on 2 CPU
+`python3 dev.py examples`, which runs every example briefly). A few minutes on 2 CPU
 cores.
 
 A two-block transformer (Equinox's `MultiheadAttention`, pre-LayerNorm, GELU MLP)

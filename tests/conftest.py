@@ -31,3 +31,13 @@ jax.config.update("jax_numpy_rank_promotion", "raise")
 @pytest.fixture
 def getkey():
     return GetKey()
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+    """Drop JAX's caches of traced and compiled programs after each test module: a
+    worker runs ~2,000 tests that each compile their own programs, and keeping all of
+    them alive lets its memory grow for the whole run. (Within a module, programs that
+    tests share stay cached.)"""
+    yield
+    jax.clear_caches()
