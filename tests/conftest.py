@@ -33,11 +33,11 @@ def getkey():
     return GetKey()
 
 
-@pytest.fixture(autouse=True, scope="module")
+@pytest.fixture(autouse=True)
 def _release_compiled_programs():
-    """Drop JAX's caches of traced and compiled programs after each test module: a
-    worker runs ~2,000 tests that each compile their own programs, and keeping all of
-    them alive lets its memory grow for the whole run. (Within a module, programs that
-    tests share stay cached.)"""
+    """Drop JAX's caches of traced and compiled programs after each test. A worker runs
+    ~2,000 tests that each compile their own programs; every live CPU executable holds
+    a few memory maps, and tens of thousands of them reach the kernel's limit
+    (`vm.max_map_count`, 65,530), where XLA's compiler crashes with a segfault."""
     yield
     jax.clear_caches()
