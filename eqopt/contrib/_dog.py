@@ -19,7 +19,7 @@ from .._hyperparams import (
     as_scalar,
 )
 from .._masking import freeze_mask, FrozenMask
-from .._numerics import abs_sq, safe_sqrt
+from .._numerics import safe_sqrt
 from .._transforms.decay import AddDecayedWeights
 from .._transforms.scaling import ScaleByLearningRate
 from .._tree import (
@@ -33,12 +33,7 @@ from .._tree import (
     upcast,
     zeros_like_params,
 )
-from ._parameter_free import (
-    capture_initial,
-    leaf_sums,
-    placeholders,
-    sums_or_zeros,
-)
+from ._parameter_free import distance_and_gradient_sums
 
 
 _INIT_STEP_KINDS = ("distance", "learning_rate", "heuristic")
@@ -117,31 +112,9 @@ class ScaleByDoG(GradientTransformation):
     ) -> tuple[Updates, DoGState]:
         require_params("dog", params)
         first_step = state.is_init_step
-
-        @no_type_check
-        def statistics(g, init_params, p, _):
-            x = upcast(g)
-            x0 = init_params
-            p_ = to_dtype(p, x.dtype)
-            squares = (jnp.sum(abs_sq(to_dtype(x0, x.dtype) - p_)), jnp.sum(abs_sq(x)))
-            return g, x0, p, squares
-
-        names = ("updates", "state.init_params", "params")
-        init_params = capture_initial(
-            first_step, params, state.init_params, "state.init_params"
-        )
-        _, init_params, _, partials = map_leaves(
-            statistics,
-            updates,
-            init_params,
-            params,
-            placeholders(updates),
-            names=names,
-        )
         dtype = state.max_dist.dtype
-        distance_sq, grads_sq = (
-            to_dtype(s, dtype)
-            for s in sums_or_zeros(leaf_sums(updates, partials), 2, dtype)
+        init_params, distance_sq, grads_sq = distance_and_gradient_sums(
+            first_step, updates, params, state.init_params, "state.init_params", dtype
         )
         value, eps = cast(dtype, self.init_step.value, self.eps)
         kind = self.init_step.kind
@@ -308,28 +281,9 @@ class ScaleByDoWG(GradientTransformation):
         # step so far was zero): the parameters seen now are the initial ones.
         first_step = state.weighted_sq_norm_grads == 0
 
-        @no_type_check
-        def statistics(g, init_params, p, _):
-            x = upcast(g)
-            difference = to_dtype(init_params, x.dtype) - to_dtype(p, x.dtype)
-            return g, init_params, p, (jnp.sum(abs_sq(difference)), jnp.sum(abs_sq(x)))
-
-        names = ("updates", "state.init_params", "params")
-        init_params = capture_initial(
-            first_step, params, state.init_params, "state.init_params"
-        )
-        _, init_params, _, partials = map_leaves(
-            statistics,
-            updates,
-            init_params,
-            params,
-            placeholders(updates),
-            names=names,
-        )
         dtype = state.estim_sq_dist.dtype
-        distance_sq, grads_sq = (
-            to_dtype(s, dtype)
-            for s in sums_or_zeros(leaf_sums(updates, partials), 2, dtype)
+        init_params, distance_sq, grads_sq = distance_and_gradient_sums(
+            first_step, updates, params, state.init_params, "state.init_params", dtype
         )
         (eps,) = cast(dtype, self.eps)
         estim_sq_dist = jnp.maximum(state.estim_sq_dist, distance_sq)

@@ -19,7 +19,8 @@ import jax.numpy as jnp
 from jax import lax
 from jaxtyping import Array
 
-from .._tree import structure_mismatch, to_dtype
+from .._numerics import abs_sq
+from .._tree import map_leaves, structure_mismatch, to_dtype, upcast
 from ..tree_utils._leaves import is_none
 
 
@@ -85,6 +86,35 @@ def capture_initial(
     for i, x in zip(where, captured):
         flat_stored[i] = x
     return treedef.unflatten(flat_stored)
+
+
+@no_type_check
+def distance_and_gradient_sums(
+    first_step: Array, updates: Any, params: Any, stored: Any, name: str, dtype: Any
+) -> tuple[Any, Array, Array]:
+    r"""The initial parameters $x_0$ (`stored`, or the parameters seen at the first
+    step, see `capture_initial`) and, summed over all leaves in `dtype`, the squared
+    distance $\|x_0 - x\|^2$ of the parameters from them and the squared gradient norm
+    $\|g\|^2$: what DoG and DoWG build their step sizes from."""
+    init_params = capture_initial(first_step, params, stored, name)
+
+    @no_type_check
+    def statistics(g, x0, p, _):
+        x = upcast(g)
+        difference = to_dtype(x0, x.dtype) - to_dtype(p, x.dtype)
+        return g, x0, p, (jnp.sum(abs_sq(difference)), jnp.sum(abs_sq(x)))
+
+    _, init_params, _, partials = map_leaves(
+        statistics,
+        updates,
+        init_params,
+        params,
+        placeholders(updates),
+        names=("updates", name, "params"),
+    )
+    sums = sums_or_zeros(leaf_sums(updates, partials), 2, dtype)
+    distance_sq, grads_sq = (to_dtype(s, dtype) for s in sums)
+    return init_params, distance_sq, grads_sq
 
 
 @no_type_check
