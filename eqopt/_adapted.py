@@ -20,9 +20,9 @@ from .tree_utils._hyperparams import _visit, tree_get_hyperparams
 @no_type_check
 def locate(
     opt: GradientTransformation, names: tuple[str, ...], owner: str
-) -> dict[str, tuple]:
-    """The path of each hyperparameter called one of `names` in `opt`, keyed by its
-    name where the name is unique in `opt`, else by name and path
+) -> dict[str, tuple[tuple, Any]]:
+    """The path and value of each hyperparameter called one of `names` in `opt`, keyed
+    by its name where the name is unique in `opt`, else by name and path
     (`"learning_rate.transforms['head'].learning_rate"`)."""
     located = {}
     for name in names:
@@ -41,26 +41,26 @@ def locate(
                     "pass its starting value, or adapt the schedule's own fields.)"
                 )
             key = name if len(matches) == 1 else f"{name}{jtu.keystr(path)}"
-            located[key] = path
+            located[key] = (path, value)
     return located
 
 
 @no_type_check
-def current_values(opt: GradientTransformation, located: dict[str, tuple]) -> dict:
-    """The values at `located` in `opt`, copied (state never aliases the optimiser)."""
-    by_path = {}
-    _visit(opt, (), lambda path, key, value, _: by_path.setdefault(path, value))
+def current_values(located: dict[str, tuple[tuple, Any]]) -> dict:
+    """The `located` values, copied (state never aliases the optimiser)."""
     # Strongly typed: the values an `update` returns must have the same types.
-    return {k: jnp.array(by_path[p], by_path[p].dtype) for k, p in located.items()}
+    return {k: jnp.array(v, v.dtype) for k, (_, v) in located.items()}
 
 
 @no_type_check
 def substitute(
-    opt: GradientTransformation, located: dict[str, tuple], values: dict[str, Any]
+    opt: GradientTransformation,
+    located: dict[str, tuple[tuple, Any]],
+    values: dict[str, Any],
 ) -> GradientTransformation:
     """`opt` with the hyperparameter at each located path replaced by its value, cast
     to the dtype it had (no conversion, no range check: values may be traced)."""
-    new = {path: values[k] for k, path in located.items()}
+    new = {path: values[k] for k, (path, _) in located.items()}
 
     def replace(path, key, value, convert):
         if path not in new:

@@ -110,7 +110,7 @@ class HypergradientDescent(GradientTransformation):
     def init(self, params: Params) -> HypergradientDescentState:
         located = locate(self.opt, self.fields, "hypergradient_descent")
         return HypergradientDescentState(
-            hyperparams=current_values(self.opt, located),
+            hyperparams=current_values(located),
             derivatives={k: zeros_like_params(params) for k in located},
             inner_state=self.opt.init(params),
         )

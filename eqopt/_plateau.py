@@ -80,7 +80,7 @@ class ReduceLearningRateOnPlateau(GradientTransformation):
     def init(self, params: Params) -> ReduceLearningRateOnPlateauState:
         located = locate(self.opt, self.fields, "reduce_learning_rate_on_plateau")
         return ReduceLearningRateOnPlateauState(
-            hyperparams=current_values(self.opt, located),
+            hyperparams=current_values(located),
             plateau_state=self.plateau.init(params),
             inner_state=self.opt.init(params),
         )
