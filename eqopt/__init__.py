@@ -393,6 +393,7 @@ from .schedules import (
     warmup_constant_schedule as warmup_constant_schedule,
     warmup_cosine_decay_schedule as warmup_cosine_decay_schedule,
     warmup_exponential_decay_schedule as warmup_exponential_decay_schedule,
+    warmup_stable_decay_schedule as warmup_stable_decay_schedule,
 )
 from .tree import (
     bias_correction as bias_correction,
