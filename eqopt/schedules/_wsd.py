@@ -1,7 +1,5 @@
 """Warmup-stable-decay (WSD): linear warmup, a constant plateau, then a short cooldown."""
 
-from typing import Literal
-
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -84,9 +82,9 @@ class WarmupStableDecaySchedule(AbstractSchedule):
     total_steps: int = eqx.field(static=True)
     decay_steps: int = eqx.field(static=True)
     end_value: Float[Array, ""] = eqx.field(converter=as_scalar, default=0.0)
-    decay_type: Literal["linear", "cosine", "sqrt", "square"] = eqx.field(
-        static=True, default="linear"
-    )
+    # `str`, not a `Literal`: a wrong name gets the `ValueError` below, which lists
+    # the choices, rather than the type checker's error.
+    decay_type: str = eqx.field(static=True, default="linear")
 
     def __check_init__(self):
         owner = "warmup_stable_decay_schedule"
