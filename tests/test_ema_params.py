@@ -180,7 +180,11 @@ def test_equinox_model_in_and_callable_model_out(debias):
     # The average lies within the range of the iterates it averages (convex weights).
     stacked = jnp.stack([weight(m) for m in iterates] + [weight(_model())])
     low, high = stacked.min(0), stacked.max(0)
-    assert bool(jnp.all((weight(model_eval) >= low - 1e-6) & (weight(model_eval) <= high + 1e-6)))
+    assert bool(
+        jnp.all(
+            (weight(model_eval) >= low - 1e-6) & (weight(model_eval) <= high + 1e-6)
+        )
+    )
     # Without a model: the stored averages, `None` at the leaves not averaged, which
     # `eqx.combine` fills from the model.
     averages = eqopt.ema_params_of(state)
@@ -367,10 +371,19 @@ def test_update_without_params_names_params():
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        (dict(decay=1.5), r"`ema_params\(decay=...\)` must be in \[0, 1\]; got decay=1.5"),
+        (
+            dict(decay=1.5),
+            r"`ema_params\(decay=...\)` must be in \[0, 1\]; got decay=1.5",
+        ),
         (dict(decay=-0.1), r"must be in \[0, 1\]; got decay=-0.1"),
-        (dict(debias="adam"), r"`ema_params\(debias=...\)` must be .*got debias='adam'"),
-        (dict(ema_dtype=jnp.int32), r"`ema_params\(ema_dtype=...\)` must be a floating"),
+        (
+            dict(debias="adam"),
+            r"`ema_params\(debias=...\)` must be .*got debias='adam'",
+        ),
+        (
+            dict(ema_dtype=jnp.int32),
+            r"`ema_params\(ema_dtype=...\)` must be a floating",
+        ),
     ],
 )
 def test_bad_arguments_raise_value_error_naming_them(kwargs, match):

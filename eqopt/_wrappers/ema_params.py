@@ -260,9 +260,7 @@ def ema_params_of(state: OptState, params: Params | None = None) -> Params:
     """
     found = [
         x
-        for x in jax.tree.leaves(
-            state, is_leaf=lambda x: isinstance(x, EmaParamsState)
-        )
+        for x in jax.tree.leaves(state, is_leaf=lambda x: isinstance(x, EmaParamsState))
         if isinstance(x, EmaParamsState)
     ]
     if len(found) != 1:

@@ -130,7 +130,9 @@ class WarmupStableDecaySchedule(AbstractSchedule):
         value = jnp.where(count < start, peak, end + (peak - end) * shape)
         if self.warmup_steps > 0:
             frac = jnp.minimum(t, self.warmup_steps) / self.warmup_steps
-            value = jnp.where(count < self.warmup_steps, init + (peak - init) * frac, value)
+            value = jnp.where(
+                count < self.warmup_steps, init + (peak - init) * frac, value
+            )
         return value
 
 

@@ -57,8 +57,10 @@ def test_matches_numpy_formula(decay_type, decay_steps, end_value):
         np.testing.assert_allclose(one(schedule, t), values[t], rtol=1e-6, atol=1e-7)
     with jax.enable_x64(True):
         schedule64 = eqopt.schedules.warmup_stable_decay_schedule(
-            **{k: jnp.asarray(v, jnp.float64) if isinstance(v, float) else v
-               for k, v in ARGS.items()},
+            **{
+                k: jnp.asarray(v, jnp.float64) if isinstance(v, float) else v
+                for k, v in ARGS.items()
+            },
             decay_steps=decay_steps,
             end_value=jnp.asarray(end_value, jnp.float64),
             decay_type=decay_type,
@@ -92,7 +94,9 @@ def test_values_at_the_boundaries(decay_type):
 def test_no_warmup_and_no_plateau():
     # W = 0: starts at the peak; W + D = T: no plateau.
     s = eqopt.warmup_stable_decay_schedule(0.5, 1.0, 0, 10, 10)
-    np.testing.assert_allclose(s(jnp.arange(12)), [1 - t / 10 for t in range(11)] + [0.0], atol=1e-7)
+    np.testing.assert_allclose(
+        s(jnp.arange(12)), [1 - t / 10 for t in range(11)] + [0.0], atol=1e-7
+    )
     s = eqopt.warmup_stable_decay_schedule(0.0, 1.0, 4, 10, 6, decay_type="cosine")
     assert float(s(4)) == pytest.approx(1.0)
     assert float(s(5)) < 1.0
@@ -148,7 +152,9 @@ def test_jit_vmap_and_gradient_over_peak_value(decay_type):
 
 
 def test_learning_rate_of_adamw():
-    schedule = eqopt.warmup_stable_decay_schedule(0.0, 1e-2, 3, 12, 4, decay_type="sqrt")
+    schedule = eqopt.warmup_stable_decay_schedule(
+        0.0, 1e-2, 3, 12, 4, decay_type="sqrt"
+    )
     opt = eqopt.adamw(schedule, weight_decay=0.1)
     reference = eqopt.adamw(1.0, weight_decay=0.1)  # unit step, scaled by hand
     params = {"w": jnp.linspace(-1.0, 1.0, 6), "s": jnp.asarray(0.5)}
@@ -162,6 +168,7 @@ def test_learning_rate_of_adamw():
         expected = jax.tree.map(lambda x: schedule(t) * x, unit)
         assert_trees_allclose(u, expected, rtol=1e-6, atol=1e-9)
         p = eqopt.apply_updates(p, u)
+
     # The schedule's values are leaves of the optimiser: a meta-gradient reaches them.
     def meta_loss(opt):
         q, s = params, opt.init(params)
@@ -176,9 +183,18 @@ def test_learning_rate_of_adamw():
 
 BAD = [
     (dict(warmup_steps=-1, total_steps=10, decay_steps=2), "warmup_steps=-1"),
-    (dict(warmup_steps=2, total_steps=10, decay_steps=0), r"`warmup_stable_decay_schedule\(decay_steps=...\)`.*decay_steps=0"),
-    (dict(warmup_steps=5, total_steps=10, decay_steps=6), r"`warmup_stable_decay_schedule\(total_steps=...\)`.*total_steps=10, warmup_steps=5, decay_steps=6"),
-    (dict(warmup_steps=2, total_steps=10, decay_steps=2, decay_type="exp"), r"decay_type=...\)` must be one of 'linear', 'cosine', 'sqrt', 'square'; got decay_type='exp'"),
+    (
+        dict(warmup_steps=2, total_steps=10, decay_steps=0),
+        r"`warmup_stable_decay_schedule\(decay_steps=...\)`.*decay_steps=0",
+    ),
+    (
+        dict(warmup_steps=5, total_steps=10, decay_steps=6),
+        r"`warmup_stable_decay_schedule\(total_steps=...\)`.*total_steps=10, warmup_steps=5, decay_steps=6",
+    ),
+    (
+        dict(warmup_steps=2, total_steps=10, decay_steps=2, decay_type="exp"),
+        r"decay_type=...\)` must be one of 'linear', 'cosine', 'sqrt', 'square'; got decay_type='exp'",
+    ),
 ]
 
 
