@@ -349,6 +349,10 @@ from ._wrappers import (
     ApplyEveryK as ApplyEveryK,
     ApplyIfFinite as ApplyIfFinite,
     ApplyIfFiniteState as ApplyIfFiniteState,
+    ema_params as ema_params,
+    ema_params_of as ema_params_of,
+    EmaParams as EmaParams,
+    EmaParamsState as EmaParamsState,
     Flatten as Flatten,
     flatten as flatten,
     Lookahead as Lookahead,
@@ -389,6 +393,7 @@ from .schedules import (
     warmup_constant_schedule as warmup_constant_schedule,
     warmup_cosine_decay_schedule as warmup_cosine_decay_schedule,
     warmup_exponential_decay_schedule as warmup_exponential_decay_schedule,
+    warmup_stable_decay_schedule as warmup_stable_decay_schedule,
 )
 from .tree import (
     bias_correction as bias_correction,

@@ -1,5 +1,11 @@
 """Wrappers: transformations that hold another transformation."""
 
+from .ema_params import (
+    ema_params as ema_params,
+    ema_params_of as ema_params_of,
+    EmaParams as EmaParams,
+    EmaParamsState as EmaParamsState,
+)
 from .finite import (
     apply_if_finite as apply_if_finite,
     ApplyIfFinite as ApplyIfFinite,

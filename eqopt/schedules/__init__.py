@@ -51,3 +51,7 @@ from ._warmup import (
     WarmupConstantSchedule as WarmupConstantSchedule,
     WarmupExponentialDecaySchedule as WarmupExponentialDecaySchedule,
 )
+from ._wsd import (
+    warmup_stable_decay_schedule as warmup_stable_decay_schedule,
+    WarmupStableDecaySchedule as WarmupStableDecaySchedule,
+)

@@ -15,6 +15,7 @@ from . import (
     contrib_muon,
     contrib_schedule_free,
     core,
+    ema,
     factored,
     inject,
     lbfgs,
@@ -44,6 +45,7 @@ REGISTRY: tuple[Case, ...] = (
     + contrib_schedule_free.CASES
     + contrib_misc.CASES
     + contrib_adaptive.CASES
+    + ema.CASES
 )
 SCHEDULED: tuple[Case, ...] = core.SCHEDULED
 
