@@ -80,11 +80,17 @@ def _triangular_axes(
 
 
 @no_type_check
+def _on_axis(q: Array, k: int, ndim: int) -> Array:
+    """A diagonal factor shaped to broadcast along axis `k` of an `ndim`-array."""
+    return q.reshape((1,) * k + q.shape + (1,) * (ndim - k - 1)) if ndim else q
+
+
+@no_type_check
 def _along(x: Array, k: int, q: Array) -> Array:
     """`x` with axis `k` multiplied by the factor `q`: by the matrix ($x \\times_k q$,
     row $i$ of the result being $\\sum_j q_{ij} x_j$) or elementwise by the vector."""
     if q.ndim < 2:
-        return x * q.reshape(q.shape + (1,) * (x.ndim - k - 1))
+        return x * _on_axis(q, k, x.ndim)
     return jnp.moveaxis(jnp.tensordot(x, q, axes=[[k], [1]]), -1, k)
 
 
@@ -93,7 +99,7 @@ def _solve_along(x: Array, k: int, q: Array) -> Array:
     """`x` with axis `k` multiplied by $Q^{-\\top}$: a triangular solve $Y Q = X$ with
     axis `k` of $X$ as its columns (elementwise division for a diagonal factor)."""
     if q.ndim < 2:
-        return x / q.reshape(q.shape + (1,) * (x.ndim - k - 1))
+        return x / _on_axis(q, k, x.ndim)
     moved = jnp.moveaxis(x, k, -1)
     flat = moved.reshape(-1, moved.shape[-1])
     solved = lax.linalg.triangular_solve(q, flat, left_side=False, lower=False)
