@@ -321,7 +321,8 @@ def test_kron_default_update_probability_is_psgd_jax_anneal():
     steps = np.asarray([1, 250, 251, 1000, 5000])
     expected = np.minimum(np.maximum(np.exp(-0.001 * (steps - 250)), 0.03), 1.0)
     values = jnp.stack([p(jnp.asarray(s, jnp.int32)) for s in steps])
-    np.testing.assert_allclose(values, expected, rtol=1e-6)
+    # The rate e^-0.001 is a float32 leaf: rounded, then raised to the 750th power.
+    np.testing.assert_allclose(values, expected, rtol=2e-5)
 
 
 def test_kron_mismatched_state_names_the_path():
