@@ -107,13 +107,22 @@ def _solve_along(x: Array, k: int, q: Array) -> Array:
 
 
 @no_type_check
+def _max_abs(x: Array) -> Array:
+    """$\max |x|$, differentiated through the (first) entry that attains it. The
+    derivative of `jnp.max` divides by the number of entries equal to the maximum, as
+    compiled it can recompute them differently (and find none: 0/0)."""
+    flat = jnp.abs(x).reshape(-1)
+    return lax.dynamic_index_in_dim(flat, jnp.argmax(flat), keepdims=False)
+
+
+@no_type_check
 def _spectral_norm_lower_bound(s: Array) -> Array:
     r"""A cheap lower bound of the spectral norm of a symmetric matrix $S$ (Li's
     `norm_lower_bound`): with $B = S / \max|S|$ and $b_j$ its column of largest norm,
     $\max|S| \, \|B y\| / \|y\|$ for $y = B b_j$ (one step of power iteration; within
     a factor $\sqrt 2$ of the norm in Li's experiments). For a symmetric matrix the two
     branches of `psgd_jax`'s version coincide; this is one of them. Zero for $S = 0$."""
-    scale = jnp.max(jnp.abs(s))
+    scale = _max_abs(s)
     nonzero = scale > 0
     b = s / jnp.where(nonzero, scale, jnp.ones_like(scale))
     j = jnp.argmax(jnp.sum(b * b, axis=0))
@@ -146,7 +155,7 @@ def _update_factors(qs: tuple, g: Array, v: Array, lr: Array) -> tuple:
         else:
             t1, t2 = _outer(a, k), _outer(conj_b, k)
         if q.ndim < 2:
-            step = lr * (t1 - t2) * q / (jnp.max(jnp.abs(t1 + t2)) + tiny)
+            step = lr * (t1 - t2) * q / (_max_abs(t1 + t2) + tiny)
         else:
             bound = _spectral_norm_lower_bound(t1 + t2)
             step = lr / (bound + tiny) * (jnp.triu(t1 - t2) @ q)

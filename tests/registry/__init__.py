@@ -20,6 +20,7 @@ from . import (
     lbfgs,
     linesearch,
     misc,
+    psgd_kron,
     sign,
     tune,
     wrappers,
@@ -44,6 +45,7 @@ REGISTRY: tuple[Case, ...] = (
     + contrib_schedule_free.CASES
     + contrib_misc.CASES
     + contrib_adaptive.CASES
+    + psgd_kron.CASES
 )
 SCHEDULED: tuple[Case, ...] = core.SCHEDULED
 
