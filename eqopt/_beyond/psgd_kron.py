@@ -108,7 +108,7 @@ def _solve_along(x: Array, k: int, q: Array) -> Array:
 
 @no_type_check
 def _max_abs(x: Array) -> Array:
-    """$\max |x|$, differentiated through the (first) entry that attains it. The
+    r"""$\max |x|$, differentiated through the (first) entry that attains it. The
     derivative of `jnp.max` divides by the number of entries equal to the maximum, as
     compiled it can recompute them differently (and find none: 0/0)."""
     flat = jnp.abs(x).reshape(-1)
