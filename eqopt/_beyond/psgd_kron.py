@@ -237,9 +237,9 @@ class ScaleByKron(GradientTransformation):
 
     The factor update runs under `lax.cond`, only on the steps that take it (under
     `vmap` over the probability both branches run). With explicitly sharded
-    parameters, leaves with a triangular factor are gathered (replicated) for the
-    contractions and the results laid out like the parameters again. Autodiff goes
-    through the factor updates (the triangular solves and the norm bound are
+    parameters, leaves are gathered (replicated) for the fit and the preconditioning,
+    and the results laid out like the parameters again. Autodiff goes through the
+    factor updates (the triangular solves and the norm bound are
     differentiable almost everywhere); the update decisions are piecewise constant
     in the probability, whose hypergradient is therefore zero.
 
@@ -339,10 +339,9 @@ class ScaleByKron(GradientTransformation):
         def rule(g, mu, qs):
             x = upcast(g)
             b1, _ = b1_in(x.dtype)
-            if any(q.ndim == 2 for q in qs):  # contracted: computed replicated
-                x, mu_in = _replicated(x), _replicated(mu)
-            else:
-                mu_in = mu
+            # Computed replicated, if explicitly sharded: the fit meets replicated
+            # factors and probes, and reduces over every axis.
+            x, mu_in = _replicated(x), _replicated(mu)
             mu_new = b1 * to_dtype(mu_in, x.dtype) + (1 - b1) * x
             m_hat = mu_new / bias_correction(b1, count)
             probe_key = next(leaf_keys)
