@@ -124,7 +124,9 @@ def np_kron(
                         t1, t2 = _gram(a, axis), _gram(conj_b, axis)
                     if f.ndim == 2:
                         bound = np_norm_lower_bound(t1 + t2)
-                        new.append(f - precond_lr / (bound + TINY) * np.triu(t1 - t2) @ f)
+                        new.append(
+                            f - precond_lr / (bound + TINY) * np.triu(t1 - t2) @ f
+                        )
                     else:
                         t1, t2 = (t1, t2) if not shape else (np.diag(t1), np.diag(t2))
                         scale = np.max(np.abs(t1 + t2)) + TINY
@@ -302,8 +304,14 @@ def test_kron_same_key_same_run_other_key_other_run():
         ({"b1": 1.0}, "b1"),
         ({"precond_lr": 1.5}, "precond_lr"),
         ({"precond_lr": -0.1}, "precond_lr"),
-        ({"preconditioner_update_probability": 1.2}, "preconditioner_update_probability"),
-        ({"preconditioner_update_probability": -0.1}, "preconditioner_update_probability"),
+        (
+            {"preconditioner_update_probability": 1.2},
+            "preconditioner_update_probability",
+        ),
+        (
+            {"preconditioner_update_probability": -0.1},
+            "preconditioner_update_probability",
+        ),
         ({"max_size_triangular": -1}, "max_size_triangular"),
         ({"min_ndim_triangular": -2}, "min_ndim_triangular"),
         ({"memory_save_mode": "some_diag"}, "memory_save_mode"),

@@ -38,7 +38,9 @@ from .soap import _laid_out_like, _outer, _replicated
 
 #: `psgd_jax`'s `precond_update_prob_schedule()`: probability 1 for 250 steps, then
 #: $e^{-0.001 (t - 250)}$, at least 0.03 (reached after about 3,750 steps).
-DEFAULT_UPDATE_PROBABILITY = ExponentialDecay(1.0, 1, math.exp(-0.001), 250, False, 0.03)
+DEFAULT_UPDATE_PROBABILITY = ExponentialDecay(
+    1.0, 1, math.exp(-0.001), 250, False, 0.03
+)
 _MEMORY_SAVE_MODES = (None, "one_diag", "all_diag")
 _KRON_RANGES = dict(b1=UNIT, precond_lr=UNIT_CLOSED)
 
@@ -71,7 +73,10 @@ def _triangular_axes(
     if not shape:
         return (False,)
     diagonal = [
-        d == 1 or d > max_size or len(shape) < min_ndim or memory_save_mode == "all_diag"
+        d == 1
+        or d > max_size
+        or len(shape) < min_ndim
+        or memory_save_mode == "all_diag"
         for d in shape
     ]
     if memory_save_mode == "one_diag":
@@ -250,8 +255,9 @@ class ScaleByKron(GradientTransformation):
     - `b1`: $\beta_1$, decay of the momentum, in $[0, 1)$.
     - `preconditioner_update_probability`: $p_t \in [0, 1]$, a float, an array or a
         schedule of the step; the default is `kron`'s anneal (1 for 250 steps, then
-        $e^{-0.001(t - 250)}$, at least 0.03), [`eqopt.exponential_decay`][]`(1.0, 1,
-        exp(-0.001), 250, end_value=0.03)`.
+        $e^{-0.001(t - 250)}$, at least 0.03): `eqopt.exponential_decay(1.0, 1,
+        exp(-0.001), 250, end_value=0.03)` (a
+        [`eqopt.schedules.ExponentialDecay`][]).
     - `max_size_triangular`: the longest axis that gets a triangular factor (static).
     - `min_ndim_triangular`: the fewest dimensions a leaf needs for triangular
         factors (static).
@@ -276,8 +282,8 @@ class ScaleByKron(GradientTransformation):
     """
 
     b1: Float[Array, ""] = eqx.field(converter=as_scalar, default=0.9)
-    preconditioner_update_probability: Float[Array, ""] | AbstractSchedule = (
-        eqx.field(converter=as_hyperparameter, default=DEFAULT_UPDATE_PROBABILITY)
+    preconditioner_update_probability: Float[Array, ""] | AbstractSchedule = eqx.field(
+        converter=as_hyperparameter, default=DEFAULT_UPDATE_PROBABILITY
     )
     max_size_triangular: int = eqx.field(static=True, default=8192)
     min_ndim_triangular: int = eqx.field(static=True, default=2)
@@ -432,8 +438,8 @@ class Kron(AbstractOptimiser):
     mask: FrozenMask | Callable | None = eqx.field(
         static=True, converter=freeze_mask, default=None
     )
-    preconditioner_update_probability: Float[Array, ""] | AbstractSchedule = (
-        eqx.field(converter=as_hyperparameter, default=DEFAULT_UPDATE_PROBABILITY)
+    preconditioner_update_probability: Float[Array, ""] | AbstractSchedule = eqx.field(
+        converter=as_hyperparameter, default=DEFAULT_UPDATE_PROBABILITY
     )
     max_size_triangular: int = eqx.field(static=True, default=8192)
     min_ndim_triangular: int = eqx.field(static=True, default=2)
