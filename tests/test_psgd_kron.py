@@ -94,7 +94,8 @@ def np_kron(
     m = {k: np.zeros(s) for k, s in shapes.items()}
     qs = {}
     for k, shape in shapes.items():
-        longest = int(np.argmax(shape)) if shape else None
+        # The longest axis, the last if tied (`psgd_jax`).
+        longest = len(shape) - 1 - int(np.argmax(shape[::-1])) if shape else None
         qs[k] = [
             np.eye(d)
             if (d > 1 and d <= max_size and len(shape) >= min_ndim)
@@ -252,7 +253,10 @@ def test_kron_state_layout_dtypes_and_key():
     np.testing.assert_array_equal(state.key, jr.key_data(jr.key(5)))
     diag = eqopt.scale_by_kron(memory_save_mode="all_diag").init(params)
     assert jax.tree.map(lambda x: x.ndim, diag.preconditioners)["w"] == (1, 1)
-    one = eqopt.scale_by_kron(memory_save_mode="one_diag").init(params)
+    one = eqopt.scale_by_kron(memory_save_mode="one_diag")
+    square = one.init({"square": jnp.zeros((3, 3))}).preconditioners["square"]
+    assert jax.tree.map(lambda x: x.shape, square) == ((3, 3), (3,))  # the last
+    one = one.init(params)
     assert jax.tree.map(lambda x: x.shape, one.preconditioners)["t"] == (
         (2, 2),
         (3, 3),

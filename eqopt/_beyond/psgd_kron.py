@@ -69,7 +69,7 @@ def _triangular_axes(
     """For each axis, whether its factor is triangular (else diagonal), as `psgd_jax`
     decides: diagonal for axes of length 1 or above `max_size`, for leaves of fewer
     than `min_ndim` dimensions, and by `memory_save_mode` (`"one_diag"`: the longest
-    axis, the first if tied; `"all_diag"`: every axis). A scalar leaf: `(False,)`."""
+    axis, the last if tied; `"all_diag"`: every axis). A scalar leaf: `(False,)`."""
     if not shape:
         return (False,)
     diagonal = [
@@ -80,7 +80,7 @@ def _triangular_axes(
         for d in shape
     ]
     if memory_save_mode == "one_diag":
-        diagonal[max(range(len(shape)), key=lambda k: (shape[k], -k))] = True
+        diagonal[max(range(len(shape)), key=lambda k: (shape[k], k))] = True
     return tuple(not d for d in diagonal)
 
 
@@ -261,8 +261,9 @@ class ScaleByKron(GradientTransformation):
     - `max_size_triangular`: the longest axis that gets a triangular factor (static).
     - `min_ndim_triangular`: the fewest dimensions a leaf needs for triangular
         factors (static).
-    - `memory_save_mode`: `None`, `"one_diag"` (the longest axis of each leaf gets a
-        diagonal factor) or `"all_diag"` (every axis does) (static).
+    - `memory_save_mode`: `None`, `"one_diag"` (the longest axis of each leaf, the
+        last if tied, gets a diagonal factor) or `"all_diag"` (every axis does)
+        (static).
     - `mu_dtype`: dtype of the momentum; `None` uses each parameter's dtype.
     - `precond_dtype`: dtype of the factors; `None` is each parameter's dtype, at least
         float32 (the triangular solves need it).
