@@ -21,6 +21,7 @@ from . import (
     lbfgs,
     linesearch,
     misc,
+    psgd_kron,
     sign,
     tune,
     wrappers,
@@ -46,6 +47,7 @@ REGISTRY: tuple[Case, ...] = (
     + contrib_misc.CASES
     + contrib_adaptive.CASES
     + ema.CASES
+    + psgd_kron.CASES
 )
 SCHEDULED: tuple[Case, ...] = core.SCHEDULED
 
