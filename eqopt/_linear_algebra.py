@@ -147,7 +147,8 @@ def _power_of_two(matrix: Array, p: Any, precision: lax.Precision) -> Array:
 def _check_power_of_two(p: Any) -> None:
     if isinstance(p, jax.core.Tracer):
         return
-    value = float(jnp.asarray(p))
+    # Not `jnp.asarray(p)`: under a trace (a caller's `jit`) that is a tracer too.
+    value = float(p)
     if value not in (1.0, 2.0, 4.0, 8.0):
         raise ValueError(
             "`matrix_inverse_pth_root(p=...)` must be 1, 2, 4 or 8 (its iteration "

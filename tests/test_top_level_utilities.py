@@ -189,6 +189,12 @@ def test_matrix_inverse_pth_root_under_jit_with_a_traced_power():
     assert_trees_allclose(root, _optax(optax.matrix_inverse_pth_root, a, 4)[0])
 
 
+def test_matrix_inverse_pth_root_with_a_python_power_inside_a_callers_jit():
+    a = _spd(4)
+    root, _ = jax.jit(lambda a: eqopt.matrix_inverse_pth_root(a, 4))(a)
+    assert_trees_allclose(root, _optax(optax.matrix_inverse_pth_root, a, 4)[0])
+
+
 @pytest.mark.parametrize("p", [0, 3, 16])
 def test_matrix_inverse_pth_root_rejects_other_powers(p):
     with pytest.raises(ValueError, match=f"p={p}"):

@@ -1,4 +1,5 @@
-"""Optimisers Optax lacks, each from its paper: MARS, Adam-mini, cautious masking, SOAP.
+"""Optimisers Optax lacks, each from its paper: MARS, Adam-mini, cautious masking, SOAP,
+Shampoo.
 
 One optimiser a file (its transformation and the optimiser built on it); re-exports only.
 """
@@ -17,6 +18,13 @@ from .mars import (
     scale_by_mars as scale_by_mars,
     ScaleByMars as ScaleByMars,
     ScaleByMarsState as ScaleByMarsState,
+)
+from .shampoo import (
+    scale_by_shampoo as scale_by_shampoo,
+    ScaleByShampoo as ScaleByShampoo,
+    ScaleByShampooState as ScaleByShampooState,
+    Shampoo as Shampoo,
+    shampoo as shampoo,
 )
 from .soap import (
     scale_by_soap as scale_by_soap,
