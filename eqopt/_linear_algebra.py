@@ -204,7 +204,9 @@ def matrix_inverse_pth_root(
     """
     _check_power_of_two(p)
     matrix = jnp.asarray(matrix)
-    dtype = jnp.promote_types(matrix.dtype, jnp.float32)
+    # float32 or wider (not `promote_types`, which strict promotion refuses for float64).
+    wide = jnp.finfo(matrix.dtype).bits >= 32
+    dtype = matrix.dtype if wide else jnp.dtype(jnp.float32)
     a = matrix.astype(dtype)
     n = a.shape[0]
     alpha = jnp.asarray(-1.0 / p, jnp.float32).astype(dtype)
