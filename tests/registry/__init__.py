@@ -20,6 +20,7 @@ from . import (
     lbfgs,
     linesearch,
     misc,
+    shampoo,
     sign,
     tune,
     wrappers,
@@ -38,6 +39,7 @@ REGISTRY: tuple[Case, ...] = (
     + linesearch.CASES
     + lbfgs.CASES
     + misc.CASES
+    + shampoo.CASES
     + sign.CASES
     + tune.CASES
     + wrappers.CASES
