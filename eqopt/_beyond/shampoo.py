@@ -210,8 +210,8 @@ class ScaleByShampoo(GradientTransformation):
     \end{aligned}
     $$
 
-    where $\hat L = (L + \epsilon' I)$, $\hat R = (R + \epsilon' I)$ are the statistics
-    at the last root computation, and $D_t$ is the graft direction of the block:
+    where $\hat L = L + \epsilon' I$ and $\hat R = R + \epsilon' I$ are taken from the
+    statistics of the last root computation, and $D_t$ is the block's graft direction:
     $\hat M_t$ (`"sgd"`), $\hat M_t / (\sqrt{V_t / (1 - \beta_v^t)} + \varepsilon)$
     with $V_t = \beta_v V_{t-1} + (1 - \beta_v) G_t^2$ (`"adam"`), or $\hat M_t /
     (\sqrt{V_t} + \varepsilon)$ with $V_t = V_{t-1} + G_t^2$ (`"adagrad"`). The
@@ -221,9 +221,9 @@ class ScaleByShampoo(GradientTransformation):
 
     As practitioners run it (Anil et al.; Shi et al.):
 
-    - **Blocking.** An axis longer than `block_size` is split into
-        $n = \lceil d / \text{block\_size} \rceil$ blocks of $\lceil d / n \rceil$
-        entries (the last one shorter if needed); each block has its own statistics,
+    - **Blocking.** An axis of length $d$ longer than $b$ = `block_size` is split
+        into $n = \lceil d / b \rceil$ blocks of $\lceil d / n \rceil$ entries (the
+        last one shorter if needed); each block has its own statistics,
         roots and graft norm. Leaves of fewer than two dimensions, and leaves whose
         every axis is longer than `max_precond_dim` or of length one, take the graft
         direction $D_t$ only; an axis of length one or longer than `max_precond_dim`
@@ -239,7 +239,12 @@ class ScaleByShampoo(GradientTransformation):
         `relative_eps=False`, $\epsilon' = \epsilon$, the paper's $L_0 = \epsilon I$
         (Gupta et al.). Eigenvalues rounded below zero are clipped to zero before. The
         statistics are not bias-corrected: grafting undoes any scalar factor of a
-        block's direction (with a relative ridge, exactly).
+        block's direction (with a relative ridge, exactly). Directions that entered
+        the first moment since the last roots (outside the statistics' range) are
+        scaled by the ridge's root alone; float32 resolves a statistic's eigenvalues
+        to about $10^{-7} s$ of the largest, so with a relative $\epsilon$ near that
+        (the default $10^{-6}$) those components depend on rounding; a larger
+        $\epsilon$ (say $10^{-4}$) or `precond_dtype=jnp.float64` avoids it.
     - **Grafting and moments.** The first moment is an average of the gradients,
         bias-corrected, preconditioned and grafted (Shi et al.'s Distributed Shampoo,
         so `graft="adam"` before `start_preconditioning_step` is Adam); the graft's
