@@ -332,3 +332,32 @@ def test_shampoo_rejects_bad_hyperparameters(kwargs, name):
         eqopt.shampoo(1e-3, **kwargs)
     with pytest.raises(ValueError, match=rf"`scale_by_shampoo\({name}=\.\.\.\)`"):
         eqopt.scale_by_shampoo(**kwargs)
+
+
+def test_padded_blocks_of_an_explicitly_sharded_leaf():
+    """Blocks that pad the leaf (8 rows in blocks of 3: 3, 3, 2) on parameters laid
+    out across the 8-device mesh: the numbers of the unsharded step, and the moments
+    laid out like the parameter."""
+    from jax.sharding import NamedSharding, PartitionSpec as P
+
+    mesh = jax.make_mesh((4, 2), ("data", "model"))
+    params = {"w": jax.random.normal(jax.random.key(0), (8, 6))}
+    opt = eqopt.shampoo(0.1, block_size=3, start_preconditioning_step=0)
+
+    @jax.jit
+    def steps(params, state):
+        for _ in range(3):
+            grads = jax.grad(lambda p: jnp.sum(jnp.sin(p["w"]) ** 2))(params)
+            updates, state = opt.update(grads, state, params)
+            params = eqopt.apply_updates(params, updates)
+        return params, state
+
+    expected, _ = steps(params, opt.init(params))
+    sharding = NamedSharding(mesh, P("data", "model"))
+    sharded = {"w": jax.device_put(params["w"], sharding)}
+    new, state = steps(sharded, opt.init(sharded))
+    np.testing.assert_allclose(new["w"], expected["w"], rtol=1e-6, atol=1e-6)
+    assert new["w"].sharding.is_equivalent_to(sharding, 2)
+    assert state[0].mu["w"].sharding.is_equivalent_to(sharding, 2)
+    assert state[0].nu["w"].sharding.is_equivalent_to(sharding, 2)
+    assert state[0].stats["w"][0].shape == (3, 2, 3, 3)
