@@ -1,12 +1,13 @@
-"""Optimisers Optax lacks (MARS, Adam-mini, SOAP, cautious) against eqopt's Adam.
+"""Optimisers Optax lacks (MARS, Adam-mini, SOAP, Shampoo, cautious) against eqopt's Adam.
 
 There is no Optax reference for these, so each row is compared with `eqopt.adamw` on
 the same tree (`bench_step.py`'s: ~10M float32 parameters in 100 square leaves of
 316 x 316), with the same `jax.jit` wrapping (parameters and state donated). A "step"
 is the mean over `precondition_frequency` (10) consecutive steps, so SOAP's basis
 refresh (a QR per side every 10 steps) is amortised as the paper intends; its first
-step (an `eigh` per side) is excluded with the warm-up. Medians of repeats; the
-variants take turns in every round. Nothing is asserted.
+step (an `eigh` per side) is excluded with the warm-up. Shampoo's inverse roots (an
+`eigh` or Newton's iteration per side) are likewise computed once in each 10 steps.
+Medians of repeats; the variants take turns in every round. Nothing is asserted.
 
     python benchmarks/bench_beyond.py [--quick] [--only soap mars]
 """
@@ -35,6 +36,15 @@ OPTIMISERS = {
     "soap": lambda: eqopt.soap(1e-3, precondition_frequency=K),
     "soap (one-sided)": lambda: eqopt.soap(
         1e-3, precondition_frequency=K, one_sided=True
+    ),
+    "shampoo": lambda: eqopt.shampoo(
+        1e-3, precondition_frequency=K, start_preconditioning_step=0
+    ),
+    "shampoo (newton)": lambda: eqopt.shampoo(
+        1e-3,
+        precondition_frequency=K,
+        start_preconditioning_step=0,
+        matrix_root="newton",
     ),
 }
 

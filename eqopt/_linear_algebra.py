@@ -147,7 +147,8 @@ def _power_of_two(matrix: Array, p: Any, precision: lax.Precision) -> Array:
 def _check_power_of_two(p: Any) -> None:
     if isinstance(p, jax.core.Tracer):
         return
-    value = float(jnp.asarray(p))
+    # Not `jnp.asarray(p)`: under a trace (a caller's `jit`) that is a tracer too.
+    value = float(p)
     if value not in (1.0, 2.0, 4.0, 8.0):
         raise ValueError(
             "`matrix_inverse_pth_root(p=...)` must be 1, 2, 4 or 8 (its iteration "
@@ -203,7 +204,9 @@ def matrix_inverse_pth_root(
     """
     _check_power_of_two(p)
     matrix = jnp.asarray(matrix)
-    dtype = jnp.promote_types(matrix.dtype, jnp.float32)
+    # float32 or wider (not `promote_types`, which strict promotion refuses for float64).
+    wide = jnp.finfo(matrix.dtype).bits >= 32
+    dtype = matrix.dtype if wide else jnp.dtype(jnp.float32)
     a = matrix.astype(dtype)
     n = a.shape[0]
     alpha = jnp.asarray(-1.0 / p, jnp.float32).astype(dtype)

@@ -189,6 +189,23 @@ def test_matrix_inverse_pth_root_under_jit_with_a_traced_power():
     assert_trees_allclose(root, _optax(optax.matrix_inverse_pth_root, a, 4)[0])
 
 
+def test_matrix_inverse_pth_root_with_a_python_power_inside_a_callers_jit():
+    a = _spd(4)
+    root, _ = jax.jit(lambda a: eqopt.matrix_inverse_pth_root(a, 4))(a)
+    assert_trees_allclose(root, _optax(optax.matrix_inverse_pth_root, a, 4)[0])
+
+
+def test_matrix_inverse_pth_root_in_float64():
+    """A float64 matrix stays float64 (strict promotion has no float64-float32 path)."""
+    with jax.enable_x64(True):
+        a = jnp.asarray(_spd(4), jnp.float64)
+        root, _ = eqopt.matrix_inverse_pth_root(a, 4, ridge_epsilon=0.0)
+        w, q = jnp.linalg.eigh(a)
+        expected = (q * (w**-0.25)[None, :]) @ q.T
+    assert root.dtype == jnp.float64
+    np.testing.assert_allclose(root, expected, rtol=1e-5)
+
+
 @pytest.mark.parametrize("p", [0, 3, 16])
 def test_matrix_inverse_pth_root_rejects_other_powers(p):
     with pytest.raises(ValueError, match=f"p={p}"):

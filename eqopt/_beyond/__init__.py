@@ -1,5 +1,5 @@
 """Optimisers Optax lacks, each from its paper: MARS, Adam-mini, cautious masking, SOAP,
-PSGD-Kron.
+Shampoo, PSGD-Kron.
 
 One optimiser a file (its transformation and the optimiser built on it); re-exports only.
 """
@@ -25,6 +25,13 @@ from .psgd_kron import (
     scale_by_kron as scale_by_kron,
     ScaleByKron as ScaleByKron,
     ScaleByKronState as ScaleByKronState,
+)
+from .shampoo import (
+    scale_by_shampoo as scale_by_shampoo,
+    ScaleByShampoo as ScaleByShampoo,
+    ScaleByShampooState as ScaleByShampooState,
+    Shampoo as Shampoo,
+    shampoo as shampoo,
 )
 from .soap import (
     scale_by_soap as scale_by_soap,

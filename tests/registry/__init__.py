@@ -22,6 +22,7 @@ from . import (
     linesearch,
     misc,
     psgd_kron,
+    shampoo,
     sign,
     tune,
     wrappers,
@@ -40,6 +41,7 @@ REGISTRY: tuple[Case, ...] = (
     + linesearch.CASES
     + lbfgs.CASES
     + misc.CASES
+    + shampoo.CASES
     + sign.CASES
     + tune.CASES
     + wrappers.CASES
