@@ -13,7 +13,7 @@ from ._custom_types import Params
 
 
 _NO_MESH = (
-    "`state_shardings` found no mesh: no leaf of `params` is laid out with a "
+    "found no mesh: no leaf of `params` is laid out with a "
     "`NamedSharding`. Pass the mesh as `mesh=`, or lay the parameters out on it first "
     "(`jax.device_put(params, NamedSharding(mesh, P()))` replicates them)."
 )
@@ -188,6 +188,10 @@ def state_shardings(
       `P("data", "model")`, `P()` on a $(12, 8)$ leaf over 8 devices becomes
       `P(None, "data")`, and `P("model")` on a $(4096,)$ leaf becomes
       `P(("model", "data"))`;
+    - a history of a parameter's values (a leaf of shape $(k, \ldots)$ whose trailing
+      dimensions are the parameter's, and whose path ends with the parameter's:
+      L-BFGS's memory) is laid out as the parameter's moments along those
+      dimensions, whole along the first;
     - a mirror that no dimension divides, or that `axis` already shards (parameters
       sharded over `axis` themselves, FSDP-style), keeps the parameter's spec;
     - every other leaf is replicated: scalars (step counts, hyperparameters kept in
@@ -251,10 +255,17 @@ def state_shardings(
         spec = (None,) * len(shape)
         # The parameter whose path is the longest suffix of the leaf's, if any has
         # the leaf's shape: `...mu['w']` mirrors `params['w']`.
+        # A history of it (`(k, *shape)`: L-BFGS's memory) is split like it.
         for start in range(len(path) + 1):
             found = by_path.get(tuple(path[start:]))
-            if found is not None and found[0] == shape:
-                spec = _add_axis(shape, found[1], axis, mesh)
+            if found is None:
+                continue
+            param_shape, param_spec = found
+            if param_shape == shape:
+                spec = _add_axis(shape, param_spec, axis, mesh)
+                break
+            if param_shape == shape[1:]:
+                spec = (None,) + _add_axis(param_shape, param_spec, axis, mesh)
                 break
         shardings.append(NamedSharding(mesh, PartitionSpec(*spec)))
     return jtu.tree_unflatten(treedef, shardings)

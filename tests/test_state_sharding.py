@@ -111,6 +111,7 @@ _CASE_IDS = (
     "schedule_free_adamw",
     "prodigy",
     "polyak_sgd",  # takes `value` as an extra argument
+    "lbfgs",  # its memory of past steps is a history of each parameter: split too
 )
 CASES = tuple(c for c in REGISTRY if c.id in _CASE_IDS)
 
@@ -132,7 +133,10 @@ def test_zero_sharded_state_gives_the_unsharded_numbers(case):
     state = _init(opt, replicated, shardings)
     new_params, new_state = _run_zero(case, opt, replicated, state, shardings)
     assert_trees_allclose(new_params, expected[0], rtol=1e-6, atol=1e-6)
-    assert_trees_allclose(new_state, expected[1], rtol=1e-6, atol=1e-6)
+    # L-BFGS's dot products over the whole tree add up the eight blocks in another
+    # order than the unsharded sum; its two-loop recursion amplifies that to ~1e-4.
+    tol = 1e-4 if case.id == "lbfgs" else 1e-6
+    assert_trees_allclose(new_state, expected[1], rtol=tol, atol=tol)
     for leaf in jax.tree.leaves(new_params):
         assert leaf.sharding.is_fully_replicated
     # Every moment (a state leaf mirroring a parameter: its path ends with the
@@ -141,7 +145,9 @@ def test_zero_sharded_state_gives_the_unsharded_numbers(case):
     split = 0
     for path, leaf in jax.tree_util.tree_flatten_with_path(new_state)[0]:
         name = getattr(path[-1], "key", None)  # `...mu['w']`, not `...mu['b'][0]`
-        mirrors = name in params and leaf.shape == params[name].shape != ()
+        shape = params[name].shape if name in params else None
+        # A moment, or a history of the parameter (L-BFGS's memory, `(k, *shape)`).
+        mirrors = shape not in (None, ()) and shape in (leaf.shape, leaf.shape[1:])
         on_one = leaf.addressable_shards[0].data.nbytes
         assert on_one * (8 if mirrors else 1) == leaf.nbytes, (path, on_one)
         split += mirrors
