@@ -168,14 +168,21 @@ def state_shardings(
     Adam's two moments take twice the parameters' memory on every device of a
     data-parallel mesh. With the state sharded over the data axis, each of $N$ devices
     keeps $1/N$ of it: XLA then computes each moment update on that device's slice
-    and all-gathers the resulting parameter update, which is what the parameters'
-    replicated layout requires.
+    and all-gathers the updated parameters, which is what their replicated layout
+    requires.
 
     ```python
     shardings = eqopt.state_shardings(opt, params, axis="data")
-    state = jax.jit(opt.init, out_shardings=shardings)(params)
-    step = jax.jit(train_step, out_shardings=(param_shardings, shardings))
+    init = jax.jit(lambda opt, params: opt.init(params), out_shardings=shardings)
+    state = init(opt, params)
+    # In the jitted step, after `opt.update`: on a mesh of `Auto` axes
+    state = jax.lax.with_sharding_constraint(state, shardings)
+    # or of `Explicit` axes (see `eqopt.update_shardings` for the gradients)
+    state = jax.sharding.reshard(state, shardings)
     ```
+
+    The how-to [ZeRO-1 state sharding](../how-to/zero-state-sharding.md) has a whole
+    training step, what is gathered when, and the memory saved.
 
     **The rule**, for each leaf of `jax.eval_shape(opt.init, params)`:
 
