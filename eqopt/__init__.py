@@ -207,6 +207,10 @@ from ._plateau import (
     ReduceLearningRateOnPlateau as ReduceLearningRateOnPlateau,
     ReduceLearningRateOnPlateauState as ReduceLearningRateOnPlateauState,
 )
+from ._state_sharding import (
+    state_shardings as state_shardings,
+    update_shardings as update_shardings,
+)
 from ._train_state import TrainState as TrainState
 from ._transforms.accumulators import (
     scale_by_adadelta as scale_by_adadelta,
