@@ -70,6 +70,7 @@ TASKS = {
         ["examples/hypergradient.py", "--steps", "100"],
         ["examples/lbfgs.py", "--steps", "30"],
         ["examples/modern_optimisers.py", "--steps", "20"],
+        ["examples/second_order_family.py", "--steps", "100"],
     ],
 }
 

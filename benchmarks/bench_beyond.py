@@ -1,4 +1,4 @@
-"""Optimisers Optax lacks (MARS, Adam-mini, SOAP, Shampoo, cautious) against eqopt's Adam.
+"""Optimisers Optax lacks (MARS, Adam-mini, SOAP, Shampoo, PSGD-Kron...) against AdamW.
 
 There is no Optax reference for these, so each row is compared with `eqopt.adamw` on
 the same tree (`bench_step.py`'s: ~10M float32 parameters in 100 square leaves of
@@ -6,7 +6,8 @@ the same tree (`bench_step.py`'s: ~10M float32 parameters in 100 square leaves o
 is the mean over `precondition_frequency` (10) consecutive steps, so SOAP's basis
 refresh (a QR per side every 10 steps) is amortised as the paper intends; its first
 step (an `eigh` per side) is excluded with the warm-up. Shampoo's inverse roots (an
-`eigh` or Newton's iteration per side) are likewise computed once in each 10 steps.
+`eigh` or Newton's iteration per side) are likewise computed once in each 10 steps;
+PSGD-Kron refits its factors with a probability (1 and 0.1 here).
 Medians of repeats; the variants take turns in every round. Nothing is asserted.
 
     python benchmarks/bench_beyond.py [--quick] [--only soap mars]
@@ -45,6 +46,14 @@ OPTIMISERS = {
         precondition_frequency=K,
         start_preconditioning_step=0,
         matrix_root="newton",
+    ),
+    # PSGD-Kron refits its factors with a probability: every step (1.0), and at 0.1,
+    # where `kron`'s default anneal has brought it after ~2,300 steps (it ends at 0.03).
+    "psgd_kron (p=1)": lambda: eqopt.kron(
+        1e-3, weight_decay=1e-2, preconditioner_update_probability=1.0
+    ),
+    "psgd_kron (p=0.1)": lambda: eqopt.kron(
+        1e-3, weight_decay=1e-2, preconditioner_update_probability=0.1
     ),
 }
 
