@@ -33,7 +33,7 @@ from .._tree import (
     zeros_like_params,
 )
 from ..schedules._schedules import ExponentialDecay
-from .soap import _laid_out_like, _outer, _replicated
+from ._kronecker import laid_out_like, outer, replicated
 
 
 #: `psgd_jax`'s `precond_update_prob_schedule()`: probability 1 for 250 steps, then
@@ -158,7 +158,7 @@ def _update_factors(qs: tuple, g: Array, v: Array, lr: Array) -> tuple:
             others = tuple(i for i in range(a.ndim) if i != k)
             t1, t2 = jnp.sum(a * a, axis=others), jnp.sum(conj_b * conj_b, axis=others)
         else:
-            t1, t2 = _outer(a, k), _outer(conj_b, k)
+            t1, t2 = outer(a, k), outer(conj_b, k)
         if q.ndim < 2:
             step = lr * (t1 - t2) * q / (_max_abs(t1 + t2) + tiny)
         else:
@@ -348,7 +348,7 @@ class ScaleByKron(GradientTransformation):
             b1, _ = b1_in(x.dtype)
             # Computed replicated, if explicitly sharded: the fit meets replicated
             # factors and probes, and reduces over every axis.
-            x, mu_in = _replicated(x), _replicated(mu)
+            x, mu_in = replicated(x), replicated(mu)
             mu_new = b1 * to_dtype(mu_in, x.dtype) + (1 - b1) * x
             m_hat = mu_new / bias_correction(b1, count)
             probe_key = next(leaf_keys)
@@ -357,14 +357,14 @@ class ScaleByKron(GradientTransformation):
 
             def fit(qs):
                 v = jr.normal(probe_key, g.shape, jnp.float32)
-                v = _replicated(to_dtype(v, precond_dtype))
+                v = replicated(to_dtype(v, precond_dtype))
                 return _update_factors(qs, to_dtype(m_hat, precond_dtype), v, lr)
 
             qs = lax.cond(refit, fit, lambda qs: qs, qs)
             u = _precondition(qs, to_dtype(m_hat, precond_dtype))
             return (
-                _laid_out_like(to_dtype(u, g.dtype), g),
-                _laid_out_like(to_dtype(mu_new, mu.dtype), mu),
+                laid_out_like(to_dtype(u, g.dtype), g),
+                laid_out_like(to_dtype(mu_new, mu.dtype), mu),
                 qs,
             )
 

@@ -39,7 +39,7 @@ from .._tree import (
     upcast,
     zeros_like_params,
 )
-from .soap import _laid_out_like, _preconditioned_axes, _replicated
+from ._kronecker import laid_out_like, preconditioned_axes, replicated
 
 
 _SHAMPOO_RANGES = dict(
@@ -98,7 +98,7 @@ def _blocks(shape: tuple[int, ...], block_size: int, max_dim: int | None) -> Any
     divide $d$), $b$ being `block_size`."""
     limit = math.inf if max_dim is None else max_dim
     axes = tuple(
-        a and d > 1 for a, d in zip(_preconditioned_axes(shape, limit, False), shape)
+        a and d > 1 for a, d in zip(preconditioned_axes(shape, limit, False), shape)
     )
     if not any(axes):
         return None
@@ -375,8 +375,8 @@ class ScaleByShampoo(GradientTransformation):
             x = upcast(g)
             w1, w2, c1, c2, _, graft_eps = scalars(x.dtype)
             if stats:  # preconditioned: computed replicated, if explicitly sharded
-                x, mu_in = _replicated(x), _replicated(mu)
-                nu_in = None if nu is None else _replicated(nu)
+                x, mu_in = replicated(x), replicated(mu)
+                nu_in = None if nu is None else replicated(nu)
             else:
                 mu_in, nu_in = mu, nu
             mu_new = ema(w1, mu_in, x)
@@ -398,14 +398,14 @@ class ScaleByShampoo(GradientTransformation):
                 shampoo = _grafted(m_hat, direction, roots, blocks)
                 u = jnp.where(shampoo_on, shampoo, direction)
             out = (
-                _laid_out_like(to_dtype(u, g.dtype), g),
-                _laid_out_like(to_dtype(mu_new, mu.dtype), mu),
+                laid_out_like(to_dtype(u, g.dtype), g),
+                laid_out_like(to_dtype(mu_new, mu.dtype), mu),
                 stats,
                 roots,
             )
             if nu is None:
                 return out
-            return out + (_laid_out_like(to_dtype(nu_new, nu.dtype), nu),)
+            return out + (laid_out_like(to_dtype(nu_new, nu.dtype), nu),)
 
         trees = (updates, state.mu, state.stats, state.roots)
         names = ("updates", "state.mu", "state.stats", "state.roots")

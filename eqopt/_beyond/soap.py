@@ -4,7 +4,6 @@ from collections.abc import Callable
 from typing import Any, no_type_check
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 from jax import lax
 from jaxtyping import Array, DTypeLike, Float
@@ -29,6 +28,7 @@ from .._tree import (
     upcast,
     zeros_like_params,
 )
+from ._kronecker import laid_out_like, outer, preconditioned_axes, replicated
 
 
 _SOAP_RANGES = dict(b1=UNIT, b2=UNIT, shampoo_beta=UNIT, eps=NONNEGATIVE)
@@ -55,48 +55,6 @@ class ScaleBySoapState(eqx.Module):
 
 
 @no_type_check
-def _preconditioned_axes(
-    shape: tuple[int, ...], max_precond_dim: int, one_sided: bool
-) -> tuple:
-    """For each axis, whether it gets a preconditioner: leaves of two or more
-    dimensions, on their axes of at most `max_precond_dim` entries (with `one_sided`,
-    only the shortest of those, the first if tied)."""
-    if len(shape) < 2:
-        return ()
-    axes = tuple(d <= max_precond_dim for d in shape)
-    if not any(axes):
-        return ()
-    if one_sided:
-        shortest = min((d, k) for k, d in enumerate(shape) if axes[k])[1]
-        axes = tuple(k == shortest for k in range(len(shape)))
-    return axes
-
-
-@no_type_check
-def _spec(x: Array) -> Any:
-    """The explicit sharding spec in `x`'s type, or `None` if it has none."""
-    spec = getattr(jax.typeof(x).sharding, "spec", ())
-    return spec if any(s is not None for s in spec) else None
-
-
-@no_type_check
-def _replicated(x: Array) -> Array:
-    """`x` replicated, if its type carries an explicit sharding: the rotations
-    contract every axis with a replicated basis."""
-    if _spec(x) is None:
-        return x
-    return jax.sharding.reshard(x, jax.typeof(x).sharding.update(spec=jax.P()))
-
-
-@no_type_check
-def _laid_out_like(x: Array, like: Array) -> Array:
-    """`x`, resharded to `like`'s explicit sharding, if it has one."""
-    if _spec(like) is None:
-        return x
-    return jax.sharding.reshard(x, jax.typeof(like).sharding)
-
-
-@no_type_check
 def _rotate(x: Array, bases: tuple, transpose: bool = False) -> Array:
     r"""$x$ with each preconditioned axis $k$ multiplied by $Q_k$: into the eigenbasis
     ($Q_L^\top X Q_R$ for a matrix), or back out of it with `transpose`
@@ -106,13 +64,6 @@ def _rotate(x: Array, bases: tuple, transpose: bool = False) -> Array:
             contracted = 1 if transpose else 0
             x = jnp.moveaxis(jnp.tensordot(x, q, axes=[[k], [contracted]]), -1, k)
     return x
-
-
-@no_type_check
-def _outer(x: Array, k: int) -> Array:
-    r"""$G_{(k)} G_{(k)}^\top$: `x` contracted with itself over every axis but `k`."""
-    others = [i for i in range(x.ndim) if i != k]
-    return jnp.tensordot(x, x, axes=[others, others])
 
 
 @no_type_check
@@ -231,7 +182,7 @@ class ScaleBySoap(GradientTransformation):
         def per_axis(make):
             def leaf(p):
                 dtype = self.precond_dtype or compute_dtype(p)
-                axes = _preconditioned_axes(
+                axes = preconditioned_axes(
                     p.shape, self.max_precond_dim, self.one_sided
                 )
                 return tuple(
@@ -268,7 +219,7 @@ class ScaleBySoap(GradientTransformation):
             x = upcast(g)
             w1, w2, c1, c2, _, eps = scalars(x.dtype)
             if stats:  # rotated: computed replicated, if explicitly sharded
-                x, mu_in, nu_in = _replicated(x), _replicated(mu), _replicated(nu)
+                x, mu_in, nu_in = replicated(x), replicated(mu), replicated(nu)
             else:
                 mu_in, nu_in = mu, nu
             q = tuple(None if b is None else lax.stop_gradient(b) for b in bases)
@@ -283,9 +234,9 @@ class ScaleBySoap(GradientTransformation):
                 x, stats, bases, nu_new, branch, shampoo_beta
             )
             return (
-                _laid_out_like(to_dtype(u, g.dtype), g),
-                _laid_out_like(to_dtype(mu_new, mu.dtype), mu),
-                _laid_out_like(to_dtype(nu_new, nu.dtype), nu),
+                laid_out_like(to_dtype(u, g.dtype), g),
+                laid_out_like(to_dtype(mu_new, mu.dtype), mu),
+                laid_out_like(to_dtype(nu_new, nu.dtype), nu),
                 stats,
                 bases,
             )
@@ -313,7 +264,7 @@ class ScaleBySoap(GradientTransformation):
         (beta,) = cast(precond_dtype, shampoo_beta)
         x_stat = to_dtype(x, beta.dtype)
         stats = tuple(
-            None if s is None else beta * s + (1 - beta) * _outer(x_stat, k)
+            None if s is None else beta * s + (1 - beta) * outer(x_stat, k)
             for k, s in enumerate(stats)
         )
         frozen = lax.stop_gradient(stats)
