@@ -13,16 +13,19 @@ schedule shape and its own peak learning rate: the best of a sweep over 3e-4, 1e
 3e-2 at 2,000 steps (one vmapped run per optimiser; AdamW's 3e-2 was erratic from run to
 run, PSGD-Kron diverged from 3e-3 up). The table gives the final training loss, the
 held-out loss and the wall time (compilation included).
-Saves `examples/out/second_order_family.png`.
+Saves the loss curves to `examples/out/second_order_family.npz` and plots them in
+`examples/out/second_order_family.png`.
 """
 
 import argparse
+import pathlib
 import time
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.random as jr
+import numpy as np
 from _plotting import save_plot
 
 import eqopt
@@ -131,6 +134,12 @@ def main(steps: int):
         ax.legend()
         return fig
 
+    out = pathlib.Path(__file__).parent / "out"
+    out.mkdir(exist_ok=True)
+    np.savez(out / "second_order_family.npz", **curves)
+    print(
+        f"[curves] saved {out / 'second_order_family.npz'} (one array of losses each)"
+    )
     save_plot("second_order_family.png", draw, tag="[plot]")
 
 
