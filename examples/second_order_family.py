@@ -1,7 +1,7 @@
 """Second-order optimisers on a small autoencoder: AdamW, SOAP, Shampoo and PSGD-Kron.
 
 Run inside the environment with `python examples/second_order_family.py [--steps N]`
-(or `python3 dev.py examples`, which runs every example briefly). A few minutes on 2
+(or `python3 dev.py examples`, which runs every example briefly). About 15 seconds on 2
 CPU cores.
 
 An Equinox MLP autoencoder (32 -> 64 -> 8 -> 64 -> 32, tanh) learns to reconstruct
@@ -11,7 +11,7 @@ preconditioners are built for. Every optimiser trains the same initial model for
 same number of steps in one compiled `lax.scan`, with the same warmup-stable-decay
 schedule shape and its own peak learning rate: the best of a sweep over 3e-4, 1e-3, ...,
 3e-2 at 2,000 steps (one vmapped run per optimiser; AdamW's 3e-2 was erratic from run to
-run, PSGD-Kron diverged from 3e-3 up). The table gives the final training loss, the
+run). The table gives the final training loss, the
 held-out loss and the wall time (compilation included).
 Saves the loss curves to `examples/out/second_order_family.npz` and plots them in
 `examples/out/second_order_family.png`.

@@ -85,9 +85,11 @@ def np_kron(
     one_diag=False,
     seed=0,
     decisions=None,
+    max_update_rms=1.1,
+    capped=None,
 ):
     """PSGD-Kron (`probability(t)` for steps t = 1, 2, ...); `decisions` collects
-    whether each step refitted the factors."""
+    whether each step refitted the factors, `capped` whether the RMS cap bound."""
     shapes = {k: v.shape for k, v in params.items()}
     randomness = kron_randomness(seed, shapes, len(grads))
     theta = {k: v.copy() for k, v in params.items()}
@@ -135,6 +137,11 @@ def np_kron(
                 qs[k] = new
             q = _full(qs[k])
             direction = (q.T @ q @ m_hat.reshape(-1)).reshape(shape)
+            if max_update_rms is not None:
+                rms = np.sqrt(np.mean(direction**2))
+                if capped is not None:
+                    capped.append(rms > max_update_rms)
+                direction = direction * min(1.0, max_update_rms / rms)
             u[k] = -lr * (direction + weight_decay * theta[k])
             theta[k] = theta[k] + u[k]
         out.append(u)
@@ -149,6 +156,9 @@ CASES = {
     "schedule": dict(probability="linear"),
     # A 3-D leaf, a triangular factor for the 1-D leaf, the longest axes diagonal.
     "one_diag": dict(probability=1.0, min_ndim=1, one_diag=True),
+    # The RMS cap: binding on some leaves and steps (0.3), or none.
+    "tight_cap": dict(probability=1.0, max_update_rms=0.3),
+    "uncapped": dict(probability=1.0, max_update_rms=None),
 }
 
 
@@ -163,6 +173,7 @@ def test_kron_matches_float64_reference(name):
     else:
         eqopt_p, probability = p, lambda t: p
     min_ndim, one_diag = spec.get("min_ndim", 2), spec.get("one_diag", False)
+    cap = spec.get("max_update_rms", 1.1)
     shapes = {**KRON_SHAPES, "t": (2, 3, 4)} if one_diag else KRON_SHAPES
     make = lambda: eqopt.kron(
         hyper["lr"],
@@ -174,8 +185,9 @@ def test_kron_matches_float64_reference(name):
         memory_save_mode="one_diag" if one_diag else None,
         precond_lr=hyper["precond_lr"],
         key=7,
+        max_update_rms=cap,
     )
-    decisions = []
+    decisions, capped = [], []
     reference = lambda params, grads: np_kron(
         params,
         grads,
@@ -185,6 +197,8 @@ def test_kron_matches_float64_reference(name):
         one_diag=one_diag,
         seed=7,
         decisions=decisions,
+        max_update_rms=cap,
+        capped=capped,
         **hyper,
     )
     _compare(make, reference, f64_rtol=1e-10, f32_rtol=1e-3, shapes=shapes)
@@ -192,6 +206,8 @@ def test_kron_matches_float64_reference(name):
         assert all(decisions)
     else:  # the runs took and skipped factor updates
         assert any(decisions) and not all(decisions), decisions
+    if name == "tight_cap":  # the cap bound on some leaves and steps, not all
+        assert any(capped) and not all(capped), capped
 
 
 def test_kron_preconditioner_whitens_the_gradients():
@@ -319,6 +335,7 @@ def test_kron_same_key_same_run_other_key_other_run():
         ({"max_size_triangular": -1}, "max_size_triangular"),
         ({"min_ndim_triangular": -2}, "min_ndim_triangular"),
         ({"memory_save_mode": "some_diag"}, "memory_save_mode"),
+        ({"max_update_rms": 0.0}, "max_update_rms"),
     ],
 )
 def test_kron_rejects_bad_hyperparameters(kwargs, name):

@@ -14,12 +14,18 @@ from jaxtyping import Array, DTypeLike, Float
 
 from .._alias.base import AbstractOptimiser, LearningRate
 from .._base import AbstractSchedule, GradientTransformation
-from .._checks import check_hyperparameters, check_value, UNIT, UNIT_CLOSED
+from .._checks import check_hyperparameters, check_value, POSITIVE, UNIT, UNIT_CLOSED
 from .._combine import Chain
 from .._custom_types import Count, Moments, Params, Updates
-from .._hyperparams import as_hyperparameter, as_scalar, is_scheduled, value_at
+from .._hyperparams import (
+    as_hyperparameter,
+    as_optional_scalar,
+    as_scalar,
+    is_scheduled,
+    value_at,
+)
 from .._masking import freeze_mask, FrozenMask
-from .._numerics import bias_correction, safe_increment
+from .._numerics import bias_correction, safe_increment, safe_sqrt
 from .._transforms.decay import AddDecayedWeights
 from .._transforms.noise import as_key_data, KeyData
 from .._transforms.scaling import ScaleByLearningRate
@@ -42,7 +48,7 @@ DEFAULT_UPDATE_PROBABILITY = ExponentialDecay(
     1.0, 1, math.exp(-0.001), 250, False, 0.03
 )
 _MEMORY_SAVE_MODES = (None, "one_diag", "all_diag")
-_KRON_RANGES = dict(b1=UNIT, precond_lr=UNIT_CLOSED)
+_KRON_RANGES = dict(b1=UNIT, precond_lr=UNIT_CLOSED, max_update_rms=POSITIVE)
 
 
 class ScaleByKronState(eqx.Module):
@@ -178,6 +184,18 @@ def _precondition(qs: tuple, m: Array) -> Array:
     return m
 
 
+@no_type_check
+def _cap_rms(u: Array, cap: Array | None) -> Array:
+    r"""$U \min(1, c / \operatorname{rms}(U))$ for the cap $c$ (`kron_torch`'s "RMS of
+    the preconditioned gradient should be 1, so cap it at 1.1"); `u` if `cap` is
+    `None`. The unused branch divides by one, so derivatives stay finite at 0."""
+    if cap is None:
+        return u
+    rms = safe_sqrt(jnp.mean(u * u)) if u.ndim else jnp.abs(u)
+    over = rms > cap
+    return u * jnp.where(over, cap / jnp.where(over, rms, jnp.ones_like(rms)), 1)
+
+
 class ScaleByKron(GradientTransformation):
     r"""Rescale updates by PSGD-Kron: momentum preconditioned by a Kronecker-factored
     preconditioner $P = Q^\top Q$ fitted to whiten the gradients.
@@ -228,9 +246,13 @@ class ScaleByKron(GradientTransformation):
     - The probability (a schedule is evaluated at the step $t$, counting from 1, as
         in `kron`) decides by $u < p_t$ with $u \sim U[0, 1)$, one draw per step for
         the whole tree.
+    - Each leaf's update is scaled down to a root mean square of at most
+        `max_update_rms` ($1.1$, as `kron_torch` does: whitened momentum has an RMS
+        near 1, and the cap bounds the steps while the factors are still far from
+        it); `None` leaves $U_t = P \hat M_t$.
     - Not done: `kron`'s occasional rebalancing of the factors' norms (it leaves $P$
-        and every later step unchanged up to rounding) and its "trust region"
-        (elementwise soft clipping of $U_t$); the update is $P \hat M_t$.
+        and every later step unchanged up to rounding) and `psgd_jax`'s "trust
+        region" (elementwise soft clipping of $U_t$, an alternative to the RMS cap).
 
     Randomness: the key is data (the Module holds the initial key, the state the
     current one). Each step splits it into the next key, a key for the decision $u$
@@ -271,6 +293,8 @@ class ScaleByKron(GradientTransformation):
         0.1).
     - `key`: the PRNG key: an integer seed, a key from `jax.random.key`, or its raw
         data; stored as raw data.
+    - `max_update_rms`: $c > 0$, the largest root mean square of a leaf's update,
+        or `None` for no cap.
 
     ??? cite "References"
 
@@ -295,6 +319,9 @@ class ScaleByKron(GradientTransformation):
         converter=as_scalar, default=0.1, kw_only=True
     )
     key: KeyData = eqx.field(converter=as_key_data, default=0, kw_only=True)
+    max_update_rms: Float[Array, ""] | None = eqx.field(
+        converter=as_optional_scalar, default=1.1, kw_only=True
+    )
 
     def __check_init__(self):
         check_kron_ranges("scale_by_kron", self)
@@ -341,6 +368,9 @@ class ScaleByKron(GradientTransformation):
         n = sum(eqx.is_inexact_array(g) for g in jax.tree.leaves(updates))
         leaf_keys = iter(jr.split(probe_key, n))  # consumed in leaf order by `rule`
         b1_in = cast_per_dtype(self.b1, self.precond_lr)
+        cap_in = (
+            None if self.max_update_rms is None else cast_per_dtype(self.max_update_rms)
+        )
 
         @no_type_check
         def rule(g, mu, qs):
@@ -362,6 +392,7 @@ class ScaleByKron(GradientTransformation):
 
             qs = lax.cond(refit, fit, lambda qs: qs, qs)
             u = _precondition(qs, to_dtype(m_hat, precond_dtype))
+            u = _cap_rms(u, None if cap_in is None else cap_in(u.dtype)[0])
             return (
                 laid_out_like(to_dtype(u, g.dtype), g),
                 laid_out_like(to_dtype(mu_new, mu.dtype), mu),
@@ -415,14 +446,14 @@ class Kron(AbstractOptimiser):
     `kron` (which leaves out the decay when `weight_decay` is 0; here it is a leaf,
     always there). Defaults are `kron`'s (`learning_rate=1e-3`, `b1=0.9`,
     `weight_decay=0`, `max_size_triangular=8192`, `min_ndim_triangular=2`, the
-    annealed update probability, `precond_lr=0.1`).
+    annealed update probability, `precond_lr=0.1`; the RMS cap 1.1 is `kron_torch`'s).
 
     **Arguments:**
 
     - `learning_rate`: $\eta$, a float, an array or a schedule.
     - `b1`, `preconditioner_update_probability`, `max_size_triangular`,
         `min_ndim_triangular`, `memory_save_mode`, `mu_dtype`, `precond_dtype`,
-        `precond_lr`, `key`: as in [`eqopt.ScaleByKron`][].
+        `precond_lr`, `key`, `max_update_rms`: as in [`eqopt.ScaleByKron`][].
     - `weight_decay`: $\lambda$, a float, an array or a schedule.
     - `mask`: which parameters to decay, as in [`eqopt.AddDecayedWeights`][].
 
@@ -451,6 +482,9 @@ class Kron(AbstractOptimiser):
         converter=as_scalar, default=0.1, kw_only=True
     )
     key: KeyData = eqx.field(converter=as_key_data, default=0, kw_only=True)
+    max_update_rms: Float[Array, ""] | None = eqx.field(
+        converter=as_optional_scalar, default=1.1, kw_only=True
+    )
 
     def __check_init__(self):
         check_kron_ranges("kron", self)
@@ -466,6 +500,7 @@ class Kron(AbstractOptimiser):
             self.precond_dtype,
             precond_lr=self.precond_lr,
             key=self.key,
+            max_update_rms=self.max_update_rms,
         )
         return Chain(
             (
