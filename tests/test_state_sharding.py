@@ -112,6 +112,12 @@ _CASE_IDS = (
     "prodigy",
     "polyak_sgd",  # takes `value` as an extra argument
     "lbfgs",  # its memory of past steps is a history of each parameter: split too
+    "mars",
+    "adam_mini",  # one second moment per block: replicated, the first moment split
+    "soap",  # per-axis statistics and bases: not mirrors, replicated
+    "shampoo",
+    "kron",
+    "ema_params-adamw",  # the average of the parameters is a mirror: split too
 )
 CASES = tuple(c for c in REGISTRY if c.id in _CASE_IDS)
 
