@@ -10,7 +10,8 @@ generates itself. Each optimiser of `eqopt.contrib` (and `eqopt.adamw` as the ba
 trains the same initial model for the same number of steps in one compiled `lax.scan`;
 the table gives the final training loss, the loss and token accuracy on held-out
 sequences (Schedule-Free evaluates its averaged parameters,
-`schedule_free_eval_params`), and wall times. Saves `examples/out/modern_optimisers.png`.
+`schedule_free_eval_params`), and wall times. Saves the loss curves in
+`examples/out/modern_optimisers.npz` and `.png`.
 """
 
 import argparse
@@ -20,7 +21,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.random as jr
-from _plotting import save_plot
+from _plotting import save_loss_curves
 
 import eqopt
 from eqopt import contrib
@@ -158,22 +159,13 @@ def main(steps: int):
         "(seconds include compilation)"
     )
 
-    def draw(plt):
-        fig, ax = plt.subplots(figsize=(6, 4))
-        window = max(1, steps // 50)
-        for name, losses in curves.items():
-            smooth = jnp.convolve(losses, jnp.ones(window) / window, mode="valid")
-            ax.plot(smooth, label=name)
-        ax.set(
-            xlabel="step",
-            ylabel="training loss (moving average)",
-            yscale="log",
-            title="Reversing 8 tokens: a 2-block transformer",
-        )
-        ax.legend()
-        return fig
-
-    save_plot("modern_optimisers.png", draw, tag="[plot]")
+    save_loss_curves(
+        "modern_optimisers",
+        curves,
+        steps,
+        "training loss (moving average)",
+        "Reversing 8 tokens: a 2-block transformer",
+    )
 
 
 if __name__ == "__main__":

@@ -18,15 +18,13 @@ Saves the loss curves to `examples/out/second_order_family.npz` and plots them i
 """
 
 import argparse
-import pathlib
 import time
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.random as jr
-import numpy as np
-from _plotting import save_plot
+from _plotting import save_loss_curves
 
 import eqopt
 
@@ -119,28 +117,13 @@ def main(steps: int):
         "(seconds include compilation)"
     )
 
-    def draw(plt):
-        fig, ax = plt.subplots(figsize=(6, 4))
-        window = max(1, steps // 50)
-        for name, losses in curves.items():
-            smooth = jnp.convolve(losses, jnp.ones(window) / window, mode="valid")
-            ax.plot(smooth, label=name)
-        ax.set(
-            xlabel="step",
-            ylabel="reconstruction loss (moving average)",
-            yscale="log",
-            title="An ill-conditioned autoencoder",
-        )
-        ax.legend()
-        return fig
-
-    out = pathlib.Path(__file__).parent / "out"
-    out.mkdir(exist_ok=True)
-    np.savez(out / "second_order_family.npz", **curves)
-    print(
-        f"[curves] saved {out / 'second_order_family.npz'} (one array of losses each)"
+    save_loss_curves(
+        "second_order_family",
+        curves,
+        steps,
+        "reconstruction loss (moving average)",
+        "An ill-conditioned autoencoder",
     )
-    save_plot("second_order_family.png", draw, tag="[plot]")
 
 
 if __name__ == "__main__":
