@@ -110,6 +110,11 @@ CASES: tuple[Case, ...] = (
         0.9,
         False,
         moments_like_params=False,
+        # `adaptive=True` scales by <G, O>: updates of order 1e4, whose float32 matrix
+        # products round differently with the CPU's kernels (3.3e-5 relative on an AMD
+        # EPYC, under 1e-5 on the machine before). In float64 the two libraries agree
+        # to 1e-14 relative over the 12 steps.
+        rtol=1e-4,
     ),
     Case(
         "contrib.scale_by_ademamix",
