@@ -1,5 +1,6 @@
 """An exponential moving average of the parameters (Polyak averaging), for evaluation."""
 
+import functools as ft
 from typing import Any, Literal, no_type_check
 
 import equinox as eqx
@@ -11,7 +12,7 @@ from .._base import GradientTransformation
 from .._checks import check_hyperparameters, UNIT_CLOSED
 from .._custom_types import Count, OptState, Params, Updates
 from .._hyperparams import as_scalar
-from .._numerics import safe_increment
+from .._numerics import bias_correction, safe_increment
 from .._tree import compute_dtype, map_leaves, require_params, to_dtype
 from .._update import apply_updates
 from ..tree_utils._leaves import is_none
@@ -72,20 +73,21 @@ def _weights(debias: str | None, decay: Array, count: Array, dtype) -> tuple:
     # Adam's bias correction, as a running update of the debiased average:
     # w_t = (1 - d) / (1 - d^t), which is 1 at t = 1 and 1 / t in the limit d -> 1.
     t = count.astype(dtype)
-    correction = 1 - d**t
+    correction = bias_correction(d, count)
     is_one = correction == 0  # d = 1 (or d^t rounds to 1): the running mean
     w = jnp.where(is_one, 1 / t, (1 - d) / jnp.where(is_one, 1, correction))
     return 1 - w, w
 
 
 @no_type_check
-def _average(keep, weight, ema, new):
+def _average(weights, ema, new):
     r"""One leaf: $\bar\theta \leftarrow (1 - w)\,\bar\theta + w\,\theta$, computed in
-    the wider of the two dtypes (at least float32) and kept in the average's dtype."""
+    the wider of the two dtypes (at least float32) and kept in the average's dtype;
+    `weights(dtype)` gives $(1 - w, w)$."""
     with jax.numpy_dtype_promotion("standard"):  # explicit, whatever the config
         wider = jnp.promote_types(ema.dtype, new.dtype)
     dtype = compute_dtype(jnp.zeros((), wider))
-    k, w = keep(dtype), weight(dtype)
+    k, w = weights(dtype)
     out = k * to_dtype(ema, dtype) + w * to_dtype(new, dtype)
     return to_dtype(out, ema.dtype), new
 
@@ -217,18 +219,12 @@ class EmaParams(GradientTransformation):
         )
         new_params = apply_updates(params, updates)
         count = safe_increment(state.count)
-        cache: dict = {}
-
-        @no_type_check
-        def weights(dtype):  # once per dtype, not once per leaf
-            if dtype not in cache:
-                cache[dtype] = _weights(self.debias, self.decay, count, dtype)
-            return cache[dtype]
-
-        keep = lambda dtype: weights(dtype)[0]  # noqa: E731
-        weight = lambda dtype: weights(dtype)[1]  # noqa: E731
+        # Once per dtype, not once per leaf.
+        weights = ft.cache(
+            lambda dtype: _weights(self.debias, self.decay, count, dtype)
+        )
         ema, _ = map_leaves(
-            lambda e, p: _average(keep, weight, e, p),
+            lambda e, p: _average(weights, e, p),
             state.ema,
             new_params,
             names=("state.ema", "params"),
