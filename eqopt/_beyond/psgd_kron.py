@@ -25,7 +25,8 @@ from .._hyperparams import (
     value_at,
 )
 from .._masking import freeze_mask, FrozenMask
-from .._numerics import bias_correction, safe_increment, safe_sqrt
+from .._numerics import bias_correction, safe_increment
+from .._transforms.clipping_per import clip_rms
 from .._transforms.decay import AddDecayedWeights
 from .._transforms.noise import as_key_data, KeyData
 from .._transforms.scaling import ScaleByLearningRate
@@ -182,18 +183,6 @@ def _precondition(qs: tuple, m: Array) -> Array:
         p = q * q if q.ndim < 2 else q.T @ q
         m = _along(m, k, p)
     return m
-
-
-@no_type_check
-def _cap_rms(u: Array, cap: Array | None) -> Array:
-    r"""$U \min(1, c / \operatorname{rms}(U))$ for the cap $c$ (`kron_torch`'s "RMS of
-    the preconditioned gradient should be 1, so cap it at 1.1"); `u` if `cap` is
-    `None`. The unused branch divides by one, so derivatives stay finite at 0."""
-    if cap is None:
-        return u
-    rms = safe_sqrt(jnp.mean(u * u)) if u.ndim else jnp.abs(u)
-    over = rms > cap
-    return u * jnp.where(over, cap / jnp.where(over, rms, jnp.ones_like(rms)), 1)
 
 
 class ScaleByKron(GradientTransformation):
@@ -392,7 +381,8 @@ class ScaleByKron(GradientTransformation):
 
             qs = lax.cond(refit, fit, lambda qs: qs, qs)
             u = _precondition(qs, to_dtype(m_hat, precond_dtype))
-            u = _cap_rms(u, None if cap_in is None else cap_in(u.dtype)[0])
+            if cap_in is not None:  # `kron_torch`'s cap of the update's RMS
+                u = clip_rms(u, cap_in(u.dtype)[0])
             return (
                 laid_out_like(to_dtype(u, g.dtype), g),
                 laid_out_like(to_dtype(mu_new, mu.dtype), mu),

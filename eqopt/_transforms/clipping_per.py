@@ -74,10 +74,17 @@ class ClipByBlockRMS(GradientTransformation):
         def rule(g):
             x = upcast(g)
             (threshold,) = threshold_in(x.dtype)
-            rms = safe_sqrt(jnp.mean(abs_sq(x)))
-            return (to_dtype(x / jnp.maximum(1, rms / threshold), g.dtype),)
+            return (to_dtype(clip_rms(x, threshold), g.dtype),)
 
         return map_leaves(rule, updates)[0], state
+
+
+@no_type_check
+def clip_rms(x: Array, threshold: Array) -> Array:
+    r"""$x / \max(1, \operatorname{rms}(x) / c)$: `x` scaled down to a root mean
+    square of at most $c$ = `threshold` (left as it is below)."""
+    rms = safe_sqrt(jnp.mean(abs_sq(x)))
+    return x / jnp.maximum(1, rms / threshold)
 
 
 @no_type_check
